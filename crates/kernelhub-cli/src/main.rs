@@ -1,0 +1,109 @@
+//! The `kernelhub` binary: argument parsing, dispatch, and cargo-style error
+//! reporting. Each subcommand lives in its own module; libraries never print,
+//! so everything users read is written from here.
+
+mod check;
+mod manifest;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Fetch, verify and load prebuilt GPU kernels.
+#[derive(Debug, Parser)]
+#[command(name = "kernelhub", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check that kernel repos are publishable: manifest, artifacts, hashes, contents.
+    Check(CheckArgs),
+    /// Maintain a kernel.toml.
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// Kernel repo directories or kernel.toml files [default: .]
+    paths: Vec<PathBuf>,
+    /// How to print problems.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Human)]
+    format: OutputFormat,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    deny_warnings: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// rustc-style messages with source snippets, on stderr.
+    Human,
+    /// One JSON document on stdout.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum ManifestCommand {
+    /// Rewrite each artifact's `size` and `sha256` from the files on disk,
+    /// keeping comments and formatting.
+    Update(UpdateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct UpdateArgs {
+    /// Kernel repo directories or kernel.toml files.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Write nothing; exit 1 if any manifest is out of date.
+    #[arg(long)]
+    check: bool,
+}
+
+/// How a command ended, mapped onto the process exit code.
+enum Outcome {
+    /// Exit 0.
+    Clean,
+    /// Exit 1: the inputs have problems.
+    Problems,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Manifest(ManifestCommand::Update(args)) => manifest::update(args),
+    };
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(error) => {
+            report_error(error.as_ref());
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Prints an error and its causes the way cargo does.
+fn report_error(error: &(dyn std::error::Error + 'static)) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "error: {error}");
+    let mut source = error.source();
+    if source.is_some() {
+        let _ = writeln!(stderr, "\nCaused by:");
+    }
+    while let Some(cause) = source {
+        let _ = writeln!(stderr, "  {cause}");
+        source = cause.source();
+    }
+}
+
+/// Writes to stderr, ignoring a closed pipe.
+fn eprint(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}

@@ -1,0 +1,859 @@
+//! `kernelhub check`: is this kernel repo publishable?
+//!
+//! Reads a repo's `kernel.toml`, applies the format and cross-field rules,
+//! then opens every artifact: the path stays inside the repo (symlinks
+//! included), size and SHA-256 match, and the contents agree with the
+//! manifest — PTX `.target`/`.version`/`.entry`, ELF machine, arch and
+//! symbols, WGSL entry points, bindings and workgroup size. Each artifact is
+//! read once; the bytes inspected are the bytes hashed.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::Diagnostic;
+use crate::hash::{Sha256Digest, hash_reader};
+use crate::introspect::elf::{self, GpuVendor};
+use crate::introspect::ptx;
+use crate::introspect::wgsl::{BindingKind, Element, WgslCapabilities, WgslModule};
+use crate::kernel::{
+    Artifact, Dtype, Entry, Format, KernelManifest, ParamKind, ScalarType, Strictness, TensorDtype,
+    WgpuFeature,
+};
+use crate::reader::MAX_FILE_SIZE;
+use crate::target::{CudaArch, Target};
+use crate::validate::{check_relative_path, validate};
+
+/// Artifacts larger than this are hashed but their contents are not inspected.
+const MAX_INSPECT_SIZE: u64 = 512 * 1024 * 1024;
+
+/// Everything `check` found in one kernel repo.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Every problem, in the order found.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Text of the files diagnostics point into, for rendering snippets.
+    pub sources: HashMap<PathBuf, String>,
+    /// The manifest, when it could be read.
+    pub manifest: Option<KernelManifest>,
+    /// How many artifact files were opened and hashed.
+    pub artifacts_checked: usize,
+    /// Bytes hashed across all artifacts.
+    pub bytes_hashed: u64,
+}
+
+impl CheckReport {
+    /// Number of diagnostics of `severity`.
+    pub fn count(&self, severity: crate::Severity) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
+    }
+}
+
+/// A `check` that could not start: the path given is not a kernel repo.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Nothing at the path.
+    #[error("`{}` does not exist", .0.display())]
+    NotFound(PathBuf),
+    /// A directory without a `kernel.toml`.
+    #[error("`{}` has no `kernel.toml`", .0.display())]
+    NoManifest(PathBuf),
+    /// The manifest could not be read at all.
+    #[error("Could not read `{}`", .path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Checks the kernel repo at `path`: a directory holding `kernel.toml`, or the
+/// `kernel.toml` file itself.
+pub fn check_repo(path: &Path) -> Result<CheckReport, CheckError> {
+    let manifest_path = if path.is_dir() {
+        let manifest = path.join("kernel.toml");
+        if !manifest.is_file() {
+            return Err(CheckError::NoManifest(path.to_path_buf()));
+        }
+        manifest
+    } else if path.exists() {
+        path.to_path_buf()
+    } else {
+        return Err(CheckError::NotFound(path.to_path_buf()));
+    };
+    let root = match manifest_path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut report = CheckReport::default();
+    let Some(source) = read_text(&manifest_path, &mut report.diagnostics)? else {
+        return Ok(report);
+    };
+    let parsed = KernelManifest::parse(&source, &manifest_path, Strictness::Check);
+    report.diagnostics.extend(parsed.diagnostics);
+    report.sources.insert(manifest_path.clone(), source);
+    let Some(manifest) = parsed.value else {
+        return Ok(report);
+    };
+    report
+        .diagnostics
+        .extend(validate(&manifest, &manifest_path, parsed.complete));
+    let mut checker = ArtifactChecker {
+        manifest: &manifest,
+        manifest_path: &manifest_path,
+        root: &root,
+        report: &mut report,
+    };
+    for artifact in &manifest.artifacts {
+        checker.check(artifact);
+    }
+    report.manifest = Some(manifest);
+    Ok(report)
+}
+
+/// Reads a manifest as UTF-8 text within [`MAX_FILE_SIZE`]; problems with
+/// the bytes become diagnostics, an unreadable file an error.
+fn read_text(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Result<Option<String>, CheckError> {
+    let io = |source| CheckError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = fs_err::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        diagnostics.push(
+            Diagnostic::error(
+                "file-too-large",
+                path,
+                None,
+                format!("Manifest is larger than {} MiB", MAX_FILE_SIZE >> 20),
+            )
+            .with_hint("a kernel.toml is a few kilobytes; check that this is the right file"),
+        );
+        return Ok(None);
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) => {
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let text = String::from_utf8_lossy(valid);
+            let (line, column) = crate::diagnostic::line_col(&text, text.len());
+            diagnostics.push(
+                Diagnostic::error(
+                    "not-utf8",
+                    path,
+                    None,
+                    format!("Manifest is not UTF-8: invalid byte at line {line}, column {column}"),
+                )
+                .with_hint("save the file as UTF-8"),
+            );
+            Ok(None)
+        }
+    }
+}
+
+struct ArtifactChecker<'a> {
+    manifest: &'a KernelManifest,
+    manifest_path: &'a Path,
+    root: &'a Path,
+    report: &'a mut CheckReport,
+}
+
+impl ArtifactChecker<'_> {
+    fn error(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.report
+            .diagnostics
+            .push(Diagnostic::error(code, self.manifest_path, Some(span), message).with_hint(hint));
+    }
+
+    fn warning(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.report.diagnostics.push(
+            Diagnostic::warning(code, self.manifest_path, Some(span), message).with_hint(hint),
+        );
+    }
+
+    fn check(&mut self, artifact: &Artifact) {
+        let relative = artifact.path.get_ref();
+        if check_relative_path(relative).is_err() {
+            return; // already reported by `validate`
+        }
+        let Some(file) = self.locate(artifact) else {
+            return;
+        };
+        let metadata = match fs_err::metadata(&file) {
+            Ok(m) => m,
+            Err(e) => {
+                self.error(
+                    "unreadable",
+                    artifact.path.span(),
+                    format!("Cannot read `{relative}`: {e}"),
+                    "check the file's permissions",
+                );
+                return;
+            }
+        };
+        let declared_size = *artifact.size.get_ref();
+        if metadata.len() != declared_size {
+            self.error(
+                "size-mismatch",
+                artifact.size.span(),
+                format!(
+                    "`{relative}` is {} bytes, the manifest says {declared_size}",
+                    metadata.len()
+                ),
+                "run `kernelhub manifest update` after rebuilding artifacts",
+            );
+        }
+        let inspect = metadata.len() <= MAX_INSPECT_SIZE;
+        let read = fs_err::File::open(&file).and_then(|f| {
+            if inspect {
+                let mut bytes = Vec::with_capacity(metadata.len() as usize);
+                f.take(MAX_INSPECT_SIZE + 1).read_to_end(&mut bytes)?;
+                let digest = Sha256Digest::of(&bytes);
+                Ok((digest, bytes.len() as u64, Some(bytes)))
+            } else {
+                hash_reader(f).map(|(digest, len)| (digest, len, None))
+            }
+        });
+        let (digest, length, bytes) = match read {
+            Ok(read) => read,
+            Err(e) => {
+                self.error(
+                    "unreadable",
+                    artifact.path.span(),
+                    format!("Cannot read `{relative}`: {e}"),
+                    "check the file's permissions",
+                );
+                return;
+            }
+        };
+        self.report.artifacts_checked += 1;
+        self.report.bytes_hashed += length;
+        if digest != *artifact.sha256.get_ref() {
+            self.error(
+                "hash-mismatch",
+                artifact.sha256.span(),
+                format!(
+                    "SHA-256 of `{relative}` does not match: expected {}, computed {digest}",
+                    artifact.sha256.get_ref()
+                ),
+                "if the artifact was rebuilt on purpose, run `kernelhub manifest update`",
+            );
+        }
+        let Some(bytes) = bytes else {
+            self.warning(
+                "not-inspected",
+                artifact.path.span(),
+                format!(
+                    "`{relative}` is larger than {} MiB; its contents were not inspected",
+                    MAX_INSPECT_SIZE >> 20
+                ),
+                "split the artifact if it really is this large",
+            );
+            return;
+        };
+        match artifact.format.get_ref() {
+            Format::Ptx => self.check_ptx(artifact, &bytes),
+            Format::Cubin | Format::Hsaco => self.check_elf(artifact, &bytes),
+            Format::Wgsl => self.check_wgsl(artifact, &file, bytes),
+            // A fatbin's container layout is undocumented; its hash and size are checked above.
+            Format::Fatbin => {}
+        }
+    }
+
+    /// Resolves the artifact's path under the repo root, refusing symlinks that
+    /// lead outside it and anything that is not a regular file.
+    fn locate(&mut self, artifact: &Artifact) -> Option<PathBuf> {
+        let relative = artifact.path.get_ref();
+        let span = artifact.path.span();
+        let file = self.root.join(relative);
+        match fs_err::symlink_metadata(&file) {
+            Err(_) => {
+                self.error(
+                    "missing-file",
+                    span,
+                    format!("`{relative}` does not exist in `{}`", self.root.display()),
+                    "build the artifact, or fix the path",
+                );
+                return None;
+            }
+            Ok(m) if m.is_dir() => {
+                self.error(
+                    "not-a-file",
+                    span,
+                    format!("`{relative}` is a directory"),
+                    "point `path` at the artifact file",
+                );
+                return None;
+            }
+            Ok(_) => {}
+        }
+        let canonical_root = std::fs::canonicalize(self.root).ok()?;
+        match std::fs::canonicalize(&file) {
+            Ok(target) if target.starts_with(&canonical_root) && target.is_file() => Some(file),
+            Ok(target) if target.starts_with(&canonical_root) => {
+                self.error(
+                    "not-a-file",
+                    span,
+                    format!("`{relative}` is not a regular file"),
+                    "point `path` at the artifact file",
+                );
+                None
+            }
+            Ok(target) => {
+                self.error(
+                    "path-escapes",
+                    span,
+                    format!(
+                        "`{relative}` is a symlink to `{}`, outside the kernel repo",
+                        target.display()
+                    ),
+                    "copy the artifact into the repo instead of linking to it",
+                );
+                None
+            }
+            Err(e) => {
+                self.error(
+                    "unreadable",
+                    span,
+                    format!("Cannot resolve `{relative}`: {e}"),
+                    "a symlink along the path is broken or loops; replace it with the file",
+                );
+                None
+            }
+        }
+    }
+
+    fn check_ptx(&mut self, artifact: &Artifact, bytes: &[u8]) {
+        let relative = artifact.path.get_ref();
+        let info = match ptx::parse_ptx(bytes) {
+            Ok(info) => info,
+            Err(e) => {
+                self.error(
+                    "invalid-ptx",
+                    artifact.path.span(),
+                    format!("`{relative}` is not valid PTX: {e}"),
+                    "check that `path` names the PTX built for this manifest",
+                );
+                return;
+            }
+        };
+        let ptx_target = info.target.parse::<CudaArch>().ok();
+        let targets_span = targets_span(artifact);
+        match ptx_target {
+            None => self.error(
+                "target-mismatch",
+                targets_span,
+                format!(
+                    "`{relative}` has `.target {}`, which is not an `sm_XY` architecture",
+                    info.target
+                ),
+                "build the PTX for a real architecture, e.g. `--cuda-gpu-arch=sm_80`",
+            ),
+            Some(ptx_arch) => {
+                if !artifact
+                    .targets
+                    .iter()
+                    .any(|t| *t.get_ref() == Target::Cuda(ptx_arch))
+                {
+                    self.error(
+                        "target-mismatch",
+                        targets_span,
+                        format!(
+                            "`{relative}` is PTX for `{ptx_arch}`, which `targets` does not list"
+                        ),
+                        format!("list `{ptx_arch}` in `targets`"),
+                    );
+                }
+                for target in &artifact.targets {
+                    if let Target::Cuda(arch) = target.get_ref()
+                        && !ptx_runs_on(ptx_arch, *arch)
+                    {
+                        self.error(
+                            "target-mismatch",
+                            target.span(),
+                            format!("PTX built for `{ptx_arch}` cannot run on `{arch}`"),
+                            "list only architectures at or above the PTX's `.target`",
+                        );
+                    }
+                }
+            }
+        }
+        let (major, minor) = info.version;
+        match (ptx::min_driver_for_ptx(info.version), &artifact.min_driver) {
+            (Some((need_major, need_minor)), Some(declared)) => {
+                if (declared.get_ref().major, declared.get_ref().minor) < (need_major, need_minor) {
+                    self.error(
+                        "driver-mismatch",
+                        declared.span(),
+                        format!("`{relative}` is PTX ISA {major}.{minor}, which needs CUDA driver {need_major}.{need_minor}, not {}", declared.get_ref()),
+                        format!("write `min_driver = \"{need_major}.{need_minor}\"`"),
+                    );
+                }
+            }
+            (Some((need_major, need_minor)), None) => self.warning(
+                "missing-min-driver",
+                artifact.path.span(),
+                format!("`{relative}` is PTX ISA {major}.{minor}; older drivers than CUDA {need_major}.{need_minor} cannot load it"),
+                format!("add `min_driver = \"{need_major}.{need_minor}\"` so the runtime can explain a refusal"),
+            ),
+            (None, _) => self.warning(
+                "unknown-ptx-version",
+                artifact.path.span(),
+                format!("`{relative}` is PTX ISA {major}.{minor}, which this kernelhub does not know"),
+                "set `min_driver` by hand from NVIDIA's PTX ISA release notes",
+            ),
+        }
+        for entry in &artifact.entries {
+            if !info.entries.iter().any(|e| e == entry.symbol.get_ref()) {
+                self.missing_symbol(artifact, entry, &info.entries);
+            }
+        }
+    }
+
+    fn missing_symbol(&mut self, artifact: &Artifact, entry: &Entry, found: &[String]) {
+        let listed = if found.is_empty() {
+            "it defines no kernels".to_string()
+        } else {
+            format!("it defines: {}", found.join(", "))
+        };
+        self.error(
+            "missing-symbol",
+            entry.symbol.span(),
+            format!(
+                "`{}` has no kernel `{}`",
+                artifact.path.get_ref(),
+                entry.symbol.get_ref()
+            ),
+            listed,
+        );
+    }
+
+    fn check_elf(&mut self, artifact: &Artifact, bytes: &[u8]) {
+        let relative = artifact.path.get_ref();
+        let info = match elf::parse_elf(bytes) {
+            Ok(info) => info,
+            Err(e) => {
+                self.error(
+                    "invalid-elf",
+                    artifact.path.span(),
+                    format!("`{relative}` is not a GPU code object: {e}"),
+                    "check that `path` names the file built for this manifest",
+                );
+                return;
+            }
+        };
+        let expected = if *artifact.format.get_ref() == Format::Cubin {
+            GpuVendor::Nvidia
+        } else {
+            GpuVendor::Amd
+        };
+        if info.vendor != expected {
+            self.error(
+                "wrong-machine",
+                artifact.format.span(),
+                format!(
+                    "`{relative}` is an ELF for {:?} GPUs, but its format is `{}`",
+                    info.vendor,
+                    artifact.format.get_ref()
+                ),
+                "fix `format` and `backend`, or point `path` at the right file",
+            );
+            return;
+        }
+        let targets_span = targets_span(artifact);
+        match &info.arch {
+            None => self.warning(
+                "unknown-arch",
+                targets_span,
+                format!("Cannot tell the architecture of `{relative}` (ELF flags {:#x})", info.raw_flags),
+                "kernelhub may be older than this architecture; the declared targets were not verified",
+            ),
+            Some(arch) => self.check_elf_targets(artifact, arch, &info.features),
+        }
+        let functions: Vec<String> = info
+            .symbols
+            .iter()
+            .filter(|s| !s.ends_with(".kd"))
+            .cloned()
+            .collect();
+        for entry in &artifact.entries {
+            let symbol = entry.symbol.get_ref();
+            if !info.symbols.iter().any(|s| s == symbol) {
+                self.missing_symbol(artifact, entry, &functions);
+            } else if expected == GpuVendor::Amd
+                && !info.symbols.iter().any(|s| *s == format!("{symbol}.kd"))
+            {
+                self.error(
+                    "missing-symbol",
+                    entry.symbol.span(),
+                    format!("`{relative}` defines `{symbol}` but no kernel descriptor `{symbol}.kd`: it is not a kernel"),
+                    "declare it as a kernel (`__global__` / `amdgpu_kernel`) and rebuild",
+                );
+            }
+        }
+    }
+
+    fn check_elf_targets(&mut self, artifact: &Artifact, arch: &str, features: &[String]) {
+        let relative = artifact.path.get_ref();
+        let matches_declared = artifact.targets.iter().any(|t| match t.get_ref() {
+            Target::Cuda(declared) => declared.to_string() == arch,
+            Target::Rocm(declared) => {
+                declared.processor == arch
+                    && declared.features.iter().all(|(name, on)| {
+                        // The object's setting must agree where it has one; "any" runs either way.
+                        let want = format!("{name}{}", if *on { '+' } else { '-' });
+                        let opposite = format!("{name}{}", if *on { '-' } else { '+' });
+                        features.contains(&want) || !features.contains(&opposite)
+                    })
+            }
+        });
+        if !matches_declared {
+            let built = if features.is_empty() {
+                arch.to_string()
+            } else {
+                format!("{arch}:{}", features.join(":"))
+            };
+            self.error(
+                "target-mismatch",
+                targets_span(artifact),
+                format!("`{relative}` is built for `{built}`, which `targets` does not list"),
+                format!("list `{built}` in `targets`, or rebuild for the declared targets"),
+            );
+        }
+        for target in &artifact.targets {
+            let other = match target.get_ref() {
+                Target::Cuda(declared) => {
+                    let built = arch.parse::<CudaArch>().ok();
+                    built.is_some_and(|b| !sass_runs_on(b, *declared))
+                }
+                Target::Rocm(declared) => declared.processor != arch,
+            };
+            if other {
+                self.error(
+                    "target-mismatch",
+                    target.span(),
+                    format!(
+                        "`{relative}` is built for `{arch}` and cannot run on `{}`",
+                        target.get_ref()
+                    ),
+                    "an artifact of machine code lists only the architectures it runs on",
+                );
+            }
+        }
+    }
+
+    fn check_wgsl(&mut self, artifact: &Artifact, file: &Path, bytes: Vec<u8>) {
+        let relative = artifact.path.get_ref();
+        let source = match String::from_utf8(bytes) {
+            Ok(s) => s,
+            Err(_) => {
+                self.error(
+                    "invalid-wgsl",
+                    artifact.path.span(),
+                    format!("`{relative}` is not UTF-8 text"),
+                    "WGSL sources are UTF-8",
+                );
+                return;
+            }
+        };
+        let module = match WgslModule::parse(&source) {
+            Ok(m) => m,
+            Err(e) => {
+                let mut d = Diagnostic::error(
+                    "invalid-wgsl",
+                    file,
+                    e.span.clone(),
+                    format!("Invalid WGSL in `{relative}`: {}", e.message),
+                )
+                .with_hint("fix the shader; naga (wgpu's compiler) rejects it");
+                d.label = e.label;
+                self.report.diagnostics.push(d);
+                self.report.sources.insert(file.to_path_buf(), source);
+                return;
+            }
+        };
+        let has = |f: WgpuFeature| artifact.features.iter().any(|x| *x.get_ref() == f);
+        let capabilities = WgslCapabilities {
+            f16: has(WgpuFeature::ShaderF16),
+            subgroups: has(WgpuFeature::Subgroups),
+        };
+        if let Err(e) = module.check_capabilities(capabilities) {
+            self.error(
+                "missing-feature",
+                artifact.path.span(),
+                format!("`{relative}` needs a wgpu feature its artifact does not list: {}", e.message),
+                "add it to `features` (`shader-f16` for `enable f16;`, `subgroups` for subgroup operations)",
+            );
+        }
+        if capabilities.f16 && !module.uses_f16() {
+            let span = artifact
+                .features
+                .iter()
+                .find(|f| *f.get_ref() == WgpuFeature::ShaderF16)
+                .map(|f| f.span());
+            self.warning(
+                "unused-feature",
+                span.unwrap_or_else(|| artifact.path.span()),
+                format!("`{relative}` lists `shader-f16` but uses no f16 type"),
+                "remove it, so adapters without f16 can run this artifact",
+            );
+        }
+        for entry in &artifact.entries {
+            self.check_wgsl_entry(artifact, entry, &module, file);
+        }
+        self.report.sources.insert(file.to_path_buf(), source);
+    }
+
+    fn check_wgsl_entry(
+        &mut self,
+        artifact: &Artifact,
+        entry: &Entry,
+        module: &WgslModule,
+        file: &Path,
+    ) {
+        let symbol = entry.symbol.get_ref();
+        let Some(ep) = module.entry_point(symbol) else {
+            let names: Vec<String> = module
+                .entry_point_names()
+                .into_iter()
+                .map(String::from)
+                .collect();
+            self.missing_symbol(artifact, entry, &names);
+            return;
+        };
+        if let Some(block) = &entry.block {
+            let declared: Vec<u64> = block
+                .iter()
+                .filter_map(|d| d.get_ref().as_literal())
+                .collect();
+            let actual: Vec<u64> = ep.workgroup_size.iter().map(|&n| u64::from(n)).collect();
+            let padded: Vec<u64> = declared
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(1))
+                .take(3)
+                .collect();
+            if declared.len() == block.len() && padded != actual {
+                self.error(
+                    "geometry-mismatch",
+                    block[0].span().start..block[block.len() - 1].span().end,
+                    format!(
+                        "`{symbol}` has @workgroup_size({}), the manifest says {:?}",
+                        join(&actual),
+                        declared
+                    ),
+                    "make `block` equal the shader's @workgroup_size, or leave it out",
+                );
+            }
+        }
+        let Some(op) = self.manifest.op(entry.op.get_ref()) else {
+            return; // reported by `validate`
+        };
+        let dtype = *entry.dtype.get_ref();
+        let tensors: Vec<_> = op
+            .params
+            .iter()
+            .filter_map(|p| match &p.kind {
+                ParamKind::Tensor {
+                    dtype: d, written, ..
+                } => Some((p, *d.get_ref(), *written)),
+                ParamKind::Scalar(_) => None,
+            })
+            .collect();
+        let scalars: Vec<_> = op
+            .params
+            .iter()
+            .filter_map(|p| match &p.kind {
+                ParamKind::Scalar(t) => Some((p, *t.get_ref())),
+                ParamKind::Tensor { .. } => None,
+            })
+            .collect();
+        let hint = "tensors bind at @group(0) @binding(0..n) in parameter order, scalars as one uniform struct at @binding(n); see docs/formats.md";
+        for binding in &ep.bindings {
+            let at = format!(
+                "`{symbol}` uses @group({}) @binding({}) `{}`",
+                binding.group, binding.binding, binding.name
+            );
+            let span = binding.span.clone();
+            let wgsl_error = |this: &mut Self, message: String| {
+                this.report.diagnostics.push(
+                    Diagnostic::error("binding-mismatch", file, span.clone(), message)
+                        .with_hint(hint),
+                );
+            };
+            let index = binding.binding as usize;
+            if binding.group != 0 {
+                wgsl_error(self, format!("{at}; kernelhub binds everything in group 0"));
+            } else if let Some((param, declared, written)) = tensors.get(index) {
+                let concrete = match declared {
+                    TensorDtype::Generic => dtype,
+                    TensorDtype::Fixed(d) => *d,
+                };
+                let name = param.name.get_ref();
+                match &binding.kind {
+                    BindingKind::Storage { writable, element } => {
+                        if writable != written {
+                            let (want, is) = if *written {
+                                ("read_write", "read")
+                            } else {
+                                ("read", "read_write")
+                            };
+                            wgsl_error(
+                                self,
+                                format!(
+                                    "{at} as `{is}` storage, but tensor `{name}` is {}: it must be `{want}`",
+                                    if *written { "written" } else { "only read" }
+                                ),
+                            );
+                        }
+                        if !element_holds(*element, concrete) {
+                            wgsl_error(
+                                self,
+                                format!(
+                                    "{at} with elements of `{element}`, which cannot hold tensor `{name}` of `{concrete}`"
+                                ),
+                            );
+                        }
+                    }
+                    _ => wgsl_error(
+                        self,
+                        format!("{at}, which is not a storage buffer, for tensor `{name}`"),
+                    ),
+                }
+            } else if index == tensors.len() && !scalars.is_empty() {
+                match &binding.kind {
+                    BindingKind::Uniform { members } => {
+                        let expected: Vec<String> = scalars
+                            .iter()
+                            .map(|(p, t)| format!("{}: {t}", p.name.get_ref()))
+                            .collect();
+                        let fits = members.len() == scalars.len()
+                            && members
+                                .iter()
+                                .zip(&scalars)
+                                .all(|((_, element), (_, ty))| scalar_holds(*element, *ty));
+                        if !fits {
+                            let found: Vec<String> =
+                                members.iter().map(|(n, e)| format!("{n}: {e}")).collect();
+                            wgsl_error(
+                                self,
+                                format!(
+                                    "{at} as {{ {} }}, but the scalars of `{}` are {{ {} }}",
+                                    found.join(", "),
+                                    op.name.get_ref(),
+                                    expected.join(", ")
+                                ),
+                            );
+                        }
+                    }
+                    _ => wgsl_error(
+                        self,
+                        format!(
+                            "{at}, which is not a uniform buffer, for the scalars of `{}`",
+                            op.name.get_ref()
+                        ),
+                    ),
+                }
+            } else {
+                wgsl_error(
+                    self,
+                    format!(
+                        "{at}, which matches no parameter of `{}`",
+                        op.name.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The span covering an artifact's `targets` (or its `backend` when absent).
+fn targets_span(artifact: &Artifact) -> Range<usize> {
+    match (artifact.targets.first(), artifact.targets.last()) {
+        (Some(first), Some(last)) => first.span().start..last.span().end,
+        _ => artifact.backend.span(),
+    }
+}
+
+/// Whether PTX for `ptx` can be JIT-compiled for a device of `device`.
+fn ptx_runs_on(ptx: CudaArch, device: CudaArch) -> bool {
+    match ptx.suffix {
+        // Arch-specific PTX (`sm_90a`) runs only on that exact architecture.
+        Some('a') => device == ptx,
+        // Family PTX (`sm_100f`) runs within its major version.
+        Some(_) => device.major == ptx.major && device.minor >= ptx.minor,
+        None => (device.major, device.minor) >= (ptx.major, ptx.minor),
+    }
+}
+
+/// Whether SASS built for `built` runs on `device` (same major version,
+/// minor at least as high; arch-specific code only on its own arch).
+fn sass_runs_on(built: CudaArch, device: CudaArch) -> bool {
+    if built.suffix == Some('a') {
+        return device == built;
+    }
+    (device.major == built.major && device.minor >= built.minor && device.suffix != Some('a'))
+        || device == built
+}
+
+/// Whether a WGSL storage array of `element` can carry a tensor of `dtype`:
+/// the same scalar (possibly as a vector), or `u32` words packing smaller types.
+fn element_holds(element: Element, dtype: Dtype) -> bool {
+    let (kind, bits) = match dtype {
+        Dtype::F32 => ('f', 32),
+        Dtype::F16 => ('f', 16),
+        Dtype::F64 => ('f', 64),
+        Dtype::I32 => ('i', 32),
+        Dtype::U32 => ('u', 32),
+        Dtype::I64 => ('i', 64),
+        Dtype::I8 | Dtype::U8 | Dtype::Bf16 => ('-', 0),
+    };
+    let exact = element.kind == kind && element.bits == bits && element.lanes >= 1;
+    let packed =
+        element.kind == 'u' && element.bits == 32 && element.lanes >= 1 && dtype.size() <= 4;
+    exact || packed
+}
+
+/// Whether a uniform member of `element` carries a scalar parameter of `ty`.
+fn scalar_holds(element: Element, ty: ScalarType) -> bool {
+    let want = match ty {
+        ScalarType::U32 => ('u', 32),
+        ScalarType::I32 => ('i', 32),
+        ScalarType::F32 => ('f', 32),
+        // WGSL has no 64-bit integers: pass them as vec2<u32> (low, high).
+        ScalarType::U64 | ScalarType::I64 => {
+            return element.kind == 'u' && element.bits == 32 && element.lanes == 2;
+        }
+    };
+    (element.kind, element.bits, element.lanes) == (want.0, want.1, 1)
+}
+
+fn join(values: &[u64]) -> String {
+    values
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -1,0 +1,6 @@
+//! Reading what artifact files really contain, so `check` can compare it with
+//! what the manifest claims: PTX text, ELF code objects (cubin, hsaco), WGSL.
+
+pub mod elf;
+pub mod ptx;
+pub mod wgsl;

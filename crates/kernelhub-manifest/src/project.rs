@@ -1,0 +1,378 @@
+//! `kernels.toml`: the kernels a consuming project depends on, and where its
+//! Hub is.
+//!
+//! Each dependency names a Hub repo and exactly one way to pick a revision: a
+//! semver requirement (matched against `vX.Y.Z` tags), a branch, or a commit.
+
+use std::path::Path;
+
+use toml::Spanned;
+
+use crate::kernel::{Parsed, Strictness, read_schema};
+use crate::reader::{self, Ctx, Fields, Hint, Node};
+
+/// A parsed `kernels.toml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectManifest {
+    /// Format version, `1`.
+    pub schema: Spanned<u64>,
+    /// The optional `[hub]` table.
+    pub hub: HubSettings,
+    /// The `[dependencies]`, sorted by name.
+    pub dependencies: Vec<Dependency>,
+}
+
+/// Hub settings; flags and environment variables override them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HubSettings {
+    /// Base URL of a Hugging Face-compatible Hub.
+    pub endpoint: Option<Spanned<String>>,
+    /// Repo type used for every dependency that does not set its own.
+    pub repo_type: Option<Spanned<RepoType>>,
+}
+
+/// The Hub's repo types that can hold kernels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepoType {
+    /// The Hub's `kernel` repos (the default).
+    Kernel,
+    /// `model` repos, for mirrors without the kernel type.
+    Model,
+}
+
+/// One dependency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dependency {
+    /// The key in `[dependencies]`; the name engines load it by.
+    pub name: Spanned<String>,
+    /// `owner/name` on the Hub.
+    pub repo: Spanned<String>,
+    /// Which revision to use.
+    pub revision: Spanned<Revision>,
+    /// Overrides `[hub] repo_type`.
+    pub repo_type: Option<Spanned<RepoType>>,
+}
+
+/// How a dependency's revision is chosen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revision {
+    /// The highest `vX.Y.Z` tag matching this requirement.
+    Version(semver::VersionReq),
+    /// The head of this branch when locked.
+    Branch(String),
+    /// This commit (40 hex digits).
+    Commit(String),
+}
+
+impl RepoType {
+    /// The name used in URLs and files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RepoType::Kernel => "kernel",
+            RepoType::Model => "model",
+        }
+    }
+}
+
+impl ProjectManifest {
+    /// Reads a `kernels.toml` from its text; `file` names it in diagnostics.
+    pub fn parse(source: &str, file: &Path, strictness: Strictness) -> Parsed<Self> {
+        let mut ctx = Ctx::new(file, strictness == Strictness::Check);
+        let value = ctx.parse(source).and_then(|root| {
+            let mut fields = Fields::new(root.get_ref(), 0..0, "`kernels.toml`");
+            let schema = read_schema(&mut ctx, &mut fields);
+            let hub = fields
+                .get("hub")
+                .and_then(|node| read_hub(&mut ctx, node))
+                .unwrap_or_default();
+            let mut dependencies: Vec<Dependency> = match fields.get("dependencies") {
+                Some(node) => match node.get_ref() {
+                    toml::de::DeValue::Table(table) => table
+                        .iter()
+                        .filter_map(|(key, value)| {
+                            read_dependency(
+                                &mut ctx,
+                                Spanned::new(key.span(), key.get_ref().to_string()),
+                                value,
+                            )
+                        })
+                        .collect(),
+                    _ => {
+                        reader::table(&mut ctx, node, "dependencies", "");
+                        Vec::new()
+                    }
+                },
+                None => Vec::new(),
+            };
+            dependencies.sort_by(|a, b| a.name.get_ref().cmp(b.name.get_ref()));
+            fields.finish(&mut ctx, &["schema", "hub", "dependencies"]);
+            Some(ProjectManifest {
+                schema: schema?,
+                hub,
+                dependencies,
+            })
+        });
+        Parsed {
+            complete: value.is_some() && !ctx.has_errors(),
+            value,
+            diagnostics: ctx.diagnostics,
+        }
+    }
+}
+
+fn read_repo_type(ctx: &mut Ctx, node: &Node<'_>) -> Option<Spanned<RepoType>> {
+    let text = reader::string(ctx, node, "repo_type")?;
+    let repo_type = match text.get_ref().as_str() {
+        "kernel" => RepoType::Kernel,
+        "model" => RepoType::Model,
+        other => {
+            ctx.error(
+                "unknown-value",
+                text.span(),
+                format!("`{other}` is not a repo type kernelhub reads"),
+            )
+            .hint("use `kernel` (the default) or `model`");
+            return None;
+        }
+    };
+    Some(Spanned::new(text.span(), repo_type))
+}
+
+fn read_hub(ctx: &mut Ctx, node: &Node<'_>) -> Option<HubSettings> {
+    let mut fields = reader::table(ctx, node, "hub", "`[hub]`")?;
+    let endpoint = fields
+        .get("endpoint")
+        .and_then(|n| reader::string(ctx, n, "endpoint"));
+    if let Some(endpoint) = &endpoint
+        && !(endpoint.get_ref().starts_with("https://")
+            || endpoint.get_ref().starts_with("http://"))
+    {
+        ctx.error(
+            "invalid-url",
+            endpoint.span(),
+            format!("`{}` is not an http(s) URL", endpoint.get_ref()),
+        )
+        .hint("write the Hub's base URL, e.g. \"https://hub.example.internal\"");
+    }
+    let repo_type = fields.get("repo_type").and_then(|n| read_repo_type(ctx, n));
+    fields.finish(ctx, &["endpoint", "repo_type"]);
+    Some(HubSettings {
+        endpoint,
+        repo_type,
+    })
+}
+
+/// Whether `repo` looks like a Hub repo id, `owner/name`.
+pub fn is_repo_id(repo: &str) -> bool {
+    let part = |p: &str| {
+        (1..=96).contains(&p.len())
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && !p.starts_with(['.', '-'])
+            && !p.contains("..")
+    };
+    matches!(repo.split_once('/'), Some((owner, name)) if part(owner) && part(name))
+}
+
+/// Whether `text` is a full commit id: 40 lower-case hex digits.
+pub fn is_commit(text: &str) -> bool {
+    text.len() == 40
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn read_dependency(ctx: &mut Ctx, name: Spanned<String>, node: &Node<'_>) -> Option<Dependency> {
+    let mut fields = reader::table(
+        ctx,
+        node,
+        name.get_ref(),
+        format!("dependency `{}`", name.get_ref()),
+    )?;
+    let repo = fields
+        .require(ctx, "repo", "\"owner/name\"")
+        .and_then(|n| reader::string(ctx, n, "repo"))
+        .and_then(|repo| {
+            if is_repo_id(repo.get_ref()) {
+                return Some(repo);
+            }
+            ctx.error(
+                "invalid-repo",
+                repo.span(),
+                format!("`{}` is not a Hub repo id", repo.get_ref()),
+            )
+            .hint("write `owner/name` with letters, digits, `-`, `_` and `.`");
+            None
+        });
+    let version = fields.get("version");
+    let branch = fields.get("branch");
+    let rev = fields.get("rev");
+    let given: Vec<&Node<'_>> = [version, branch, rev].into_iter().flatten().collect();
+    let revision = match given.as_slice() {
+        [] => {
+            ctx.error(
+                "missing-field",
+                fields.span(),
+                format!("Dependency `{}` says no revision", name.get_ref()),
+            )
+            .hint("add one of `version = \"^1.0\"`, `branch = \"main\"` or `rev = \"<commit>\"`");
+            None
+        }
+        [_] => read_revision(ctx, version, branch, rev),
+        [_, second, ..] => {
+            ctx.error(
+                "conflicting-fields",
+                second.span(),
+                format!(
+                    "Dependency `{}` gives more than one of `version`, `branch`, `rev`",
+                    name.get_ref()
+                ),
+            )
+            .hint("keep exactly one");
+            None
+        }
+    };
+    let repo_type = fields.get("repo_type").and_then(|n| read_repo_type(ctx, n));
+    fields.finish(ctx, &["repo", "version", "branch", "rev", "repo_type"]);
+    Some(Dependency {
+        name,
+        repo: repo?,
+        revision: revision?,
+        repo_type,
+    })
+}
+
+fn read_revision(
+    ctx: &mut Ctx,
+    version: Option<&Node<'_>>,
+    branch: Option<&Node<'_>>,
+    rev: Option<&Node<'_>>,
+) -> Option<Spanned<Revision>> {
+    if let Some(node) = version {
+        let text = reader::string(ctx, node, "version")?;
+        return match semver::VersionReq::parse(text.get_ref()) {
+            Ok(req) => Some(Spanned::new(text.span(), Revision::Version(req))),
+            Err(e) => {
+                ctx.error(
+                    "invalid-version",
+                    text.span(),
+                    format!("`{}` is not a semver requirement: {e}", text.get_ref()),
+                )
+                .hint("e.g. \"^1.2\", \">=0.3, <0.5\" or \"=1.0.0\"");
+                None
+            }
+        };
+    }
+    if let Some(node) = branch {
+        let text = reader::string(ctx, node, "branch")?;
+        let valid = !text.get_ref().is_empty()
+            && text.get_ref().len() <= 255
+            && !text.get_ref().contains("..")
+            && text
+                .get_ref()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
+        if !valid {
+            ctx.error(
+                "invalid-revision",
+                text.span(),
+                format!(
+                    "`{}` is not a branch name kernelhub accepts",
+                    text.get_ref()
+                ),
+            )
+            .hint("use letters, digits, `-`, `_`, `.` and `/`");
+            return None;
+        }
+        return Some(Spanned::new(
+            text.span(),
+            Revision::Branch(text.into_inner()),
+        ));
+    }
+    let text = reader::string(ctx, rev?, "rev")?;
+    if !is_commit(text.get_ref()) {
+        ctx.error(
+            "invalid-revision",
+            text.span(),
+            format!("`{}` is not a full commit id", text.get_ref()),
+        )
+        .hint("write all 40 lower-case hex digits of the commit");
+        return None;
+    }
+    Some(Spanned::new(
+        text.span(),
+        Revision::Commit(text.into_inner()),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_ids() {
+        assert!(is_repo_id("kernels-community/activation"));
+        for bad in [
+            "activation",
+            "a/b/c",
+            "../x",
+            "a/..",
+            "a/.hidden",
+            "a b/c",
+            "/x",
+            "x/",
+        ] {
+            assert!(!is_repo_id(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_documented_example_reads() {
+        let text = r#"
+schema = 1
+[hub]
+endpoint = "https://hub.example.internal"
+repo_type = "kernel"
+[dependencies]
+activation = { repo = "kernels-community/activation", version = "^0.1" }
+rmsnorm = { repo = "acme/rmsnorm", branch = "main" }
+rotary = { repo = "acme/rotary", rev = "0123456789abcdef0123456789abcdef01234567", repo_type = "model" }
+"#;
+        let parsed = ProjectManifest::parse(text, Path::new("kernels.toml"), Strictness::Check);
+        assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
+        let project = parsed.value.unwrap();
+        assert_eq!(project.dependencies.len(), 3);
+        assert!(
+            matches!(project.dependencies[1].revision.get_ref(), Revision::Branch(b) if b == "main")
+        );
+        assert_eq!(
+            project.dependencies[2]
+                .repo_type
+                .as_ref()
+                .map(|t| *t.get_ref()),
+            Some(RepoType::Model)
+        );
+    }
+
+    #[test]
+    fn two_revisions_and_bad_values_are_all_reported() {
+        let text = r#"
+schema = 1
+[dependencies]
+a = { repo = "x/a", version = "^1", branch = "main" }
+b = { repo = "nope", rev = "abc" }
+c = { repo = "x/c" }
+"#;
+        let parsed = ProjectManifest::parse(text, Path::new("kernels.toml"), Strictness::Check);
+        let codes: Vec<_> = parsed.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(
+            codes,
+            [
+                "conflicting-fields",
+                "invalid-repo",
+                "invalid-revision",
+                "missing-field"
+            ]
+        );
+    }
+}
