@@ -48,13 +48,8 @@ fn print_human(reports: &[(PathBuf, CheckReport)], errors: usize, warnings: usiz
         let name = report
             .manifest
             .as_ref()
-            .map(|m| {
-                format!(
-                    " ({} {})",
-                    m.kernel.name.get_ref(),
-                    m.kernel.version.get_ref()
-                )
-            })
+            .and_then(|m| m.kernel.as_ref())
+            .map(|k| format!(" ({} {})", k.name.get_ref(), k.version.get_ref()))
             .unwrap_or_default();
         let status = match (
             report.count(Severity::Error),
@@ -64,7 +59,7 @@ fn print_human(reports: &[(PathBuf, CheckReport)], errors: usize, warnings: usiz
             (e, w) => format!("{} error{}, {} warning{}", e, plural(e), w, plural(w)),
         };
         out.push_str(&format!(
-            "    Checked {}{name}: {} artifact{} ({} bytes) verified, {status}\n",
+            "    Checked {}{name}: {} artifact{} ({} bytes) hashed, {status}\n",
             path.display(),
             report.artifacts_checked,
             plural(report.artifacts_checked),
@@ -95,10 +90,11 @@ fn print_json(
     let repos: Vec<_> = reports
         .iter()
         .map(|(path, report)| {
+            let kernel = report.manifest.as_ref().and_then(|m| m.kernel.as_ref());
             serde_json::json!({
                 "path": path,
-                "kernel": report.manifest.as_ref().map(|m| m.kernel.name.get_ref()),
-                "version": report.manifest.as_ref().map(|m| m.kernel.version.get_ref().to_string()),
+                "kernel": kernel.map(|k| k.name.get_ref()),
+                "version": kernel.map(|k| k.version.get_ref().to_string()),
                 "artifacts_checked": report.artifacts_checked,
                 "bytes_hashed": report.bytes_hashed,
                 "diagnostics": report

@@ -18,8 +18,8 @@ use crate::introspect::elf::{self, GpuVendor};
 use crate::introspect::ptx;
 use crate::introspect::wgsl::{BindingKind, Element, WgslCapabilities, WgslModule};
 use crate::kernel::{
-    Artifact, Dtype, Entry, Format, KernelManifest, ParamKind, ScalarType, Strictness, TensorDtype,
-    WgpuFeature,
+    Artifact, Dtype, Entry, Format, ManifestParts, Op, ParamKind, ScalarType, Strictness,
+    TensorDtype, WgpuFeature, find_op,
 };
 use crate::reader::MAX_FILE_SIZE;
 use crate::target::{CudaArch, Target};
@@ -35,8 +35,8 @@ pub struct CheckReport {
     pub diagnostics: Vec<Diagnostic>,
     /// Text of the files diagnostics point into, for rendering snippets.
     pub sources: HashMap<PathBuf, String>,
-    /// The manifest, when it could be read.
-    pub manifest: Option<KernelManifest>,
+    /// What could be read of the manifest.
+    pub manifest: Option<ManifestParts>,
     /// How many artifact files were opened and hashed.
     pub artifacts_checked: usize,
     /// Bytes hashed across all artifacts.
@@ -95,17 +95,20 @@ pub fn check_repo(path: &Path) -> Result<CheckReport, CheckError> {
     let Some(source) = read_text(&manifest_path, &mut report.diagnostics)? else {
         return Ok(report);
     };
-    let parsed = KernelManifest::parse(&source, &manifest_path, Strictness::Check);
+    let parsed = ManifestParts::parse(&source, &manifest_path, Strictness::Check);
     report.diagnostics.extend(parsed.diagnostics);
     report.sources.insert(manifest_path.clone(), source);
     let Some(manifest) = parsed.value else {
         return Ok(report);
     };
-    report
-        .diagnostics
-        .extend(validate(&manifest, &manifest_path, parsed.complete));
+    report.diagnostics.extend(validate(
+        &manifest.ops,
+        &manifest.artifacts,
+        &manifest_path,
+        parsed.complete,
+    ));
     let mut checker = ArtifactChecker {
-        manifest: &manifest,
+        ops: &manifest.ops,
         manifest_path: &manifest_path,
         root: &root,
         report: &mut report,
@@ -162,7 +165,7 @@ fn read_text(path: &Path, diagnostics: &mut Vec<Diagnostic>) -> Result<Option<St
 }
 
 struct ArtifactChecker<'a> {
-    manifest: &'a KernelManifest,
+    ops: &'a [Op],
     manifest_path: &'a Path,
     root: &'a Path,
     report: &'a mut CheckReport,
@@ -668,7 +671,7 @@ impl ArtifactChecker<'_> {
                 );
             }
         }
-        let Some(op) = self.manifest.op(entry.op.get_ref()) else {
+        let Some(op) = find_op(self.ops, entry.op.get_ref()) else {
             return; // reported by `validate`
         };
         let dtype = *entry.dtype.get_ref();

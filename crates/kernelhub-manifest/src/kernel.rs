@@ -366,26 +366,72 @@ pub struct Parsed<T> {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-impl KernelManifest {
-    /// Reads a `kernel.toml` from its text. `file` names it in diagnostics.
-    /// Only the file's own structure is read here; see [`crate::validate`]
-    /// for the rules that tie its parts together.
+/// Whatever parts of a `kernel.toml` could be read, for tools (like `check`)
+/// that keep going on a broken manifest. A part that failed to read is
+/// `None` or left out of its list, with a diagnostic saying why.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestParts {
+    /// `schema`, when present and supported.
+    pub schema: Option<Spanned<u64>>,
+    /// `[kernel]`, when every field of it is valid.
+    pub kernel: Option<KernelInfo>,
+    /// The ops that could be read, sorted by name.
+    pub ops: Vec<Op>,
+    /// The artifacts that could be read, in file order.
+    pub artifacts: Vec<Artifact>,
+}
+
+impl ManifestParts {
+    /// Reads what it can of a `kernel.toml`; `file` names it in diagnostics.
+    /// `value` is `None` only when the text is not valid TOML.
     pub fn parse(source: &str, file: &Path, strictness: Strictness) -> Parsed<Self> {
         let mut ctx = Ctx::new(file, strictness == Strictness::Check);
-        let value = ctx
-            .parse(source)
-            .and_then(|root| read_manifest(&mut ctx, &root));
+        let value = ctx.parse(source).map(|root| read_manifest(&mut ctx, &root));
         Parsed {
             complete: value.is_some() && !ctx.has_errors(),
             value,
             diagnostics: ctx.diagnostics,
         }
     }
+}
+
+impl KernelManifest {
+    /// Reads a `kernel.toml` from its text. `file` names it in diagnostics.
+    /// Only the file's own structure is read here; see [`crate::validate`]
+    /// for the rules that tie its parts together. `value` is `None` unless
+    /// the schema, `[kernel]`, every op and every artifact could be read.
+    pub fn parse(source: &str, file: &Path, strictness: Strictness) -> Parsed<Self> {
+        let parts = ManifestParts::parse(source, file, strictness);
+        let value = match parts.value {
+            Some(ManifestParts {
+                schema: Some(schema),
+                kernel: Some(kernel),
+                ops,
+                artifacts,
+            }) if parts.complete => Some(KernelManifest {
+                schema,
+                kernel,
+                ops,
+                artifacts,
+            }),
+            _ => None,
+        };
+        Parsed {
+            complete: value.is_some(),
+            value,
+            diagnostics: parts.diagnostics,
+        }
+    }
 
     /// The op named `name`.
     pub fn op(&self, name: &str) -> Option<&Op> {
-        self.ops.iter().find(|op| op.name.get_ref() == name)
+        find_op(&self.ops, name)
     }
+}
+
+/// The op named `name` in `ops`.
+pub fn find_op<'a>(ops: &'a [Op], name: &str) -> Option<&'a Op> {
+    ops.iter().find(|op| op.name.get_ref() == name)
 }
 
 impl Op {
@@ -395,7 +441,7 @@ impl Op {
     }
 }
 
-fn read_manifest(ctx: &mut Ctx, root: &Spanned<toml::de::DeTable<'_>>) -> Option<KernelManifest> {
+fn read_manifest(ctx: &mut Ctx, root: &Spanned<toml::de::DeTable<'_>>) -> ManifestParts {
     let mut fields = Fields::new(root.get_ref(), 0..0, "`kernel.toml`");
     let schema = read_schema(ctx, &mut fields);
     let kernel = fields
@@ -430,12 +476,12 @@ fn read_manifest(ctx: &mut Ctx, root: &Spanned<toml::de::DeTable<'_>>) -> Option
         }
     };
     fields.finish(ctx, &["schema", "kernel", "ops", "artifacts"]);
-    Some(KernelManifest {
-        schema: schema?,
-        kernel: kernel?,
+    ManifestParts {
+        schema,
+        kernel,
         ops,
         artifacts,
-    })
+    }
 }
 
 /// Reads and checks the top-level `schema` number (shared by all three formats).

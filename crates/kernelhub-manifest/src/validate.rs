@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::diagnostic::Diagnostic;
 use crate::expr::Expr;
-use crate::kernel::{Artifact, Backend, Entry, KernelManifest, Op, ParamKind, is_identifier};
+use crate::kernel::{Artifact, Backend, Entry, Op, ParamKind, find_op, is_identifier};
 use crate::reader::{Ctx, Hint, closest};
 
 /// Largest number of threads in one block the native backends accept.
@@ -21,14 +21,19 @@ const MAX_THREADS_PER_BLOCK: u64 = 1024;
 /// Checks the cross-field rules. `complete` says whether reading found no
 /// error; coverage is only judged then, so one typo does not also report
 /// every op it would have covered as missing.
-pub fn validate(manifest: &KernelManifest, file: &Path, complete: bool) -> Vec<Diagnostic> {
+pub fn validate(
+    ops: &[Op],
+    artifacts: &[Artifact],
+    file: &Path,
+    complete: bool,
+) -> Vec<Diagnostic> {
     let mut ctx = Ctx::new(file, true);
-    for op in &manifest.ops {
+    for op in ops {
         validate_op(&mut ctx, op);
     }
     let mut paths: HashMap<&str, &Spanned<String>> = HashMap::new();
-    for artifact in &manifest.artifacts {
-        validate_artifact(&mut ctx, manifest, artifact);
+    for artifact in artifacts {
+        validate_artifact(&mut ctx, ops, artifact);
         if paths
             .insert(artifact.path.get_ref(), &artifact.path)
             .is_some()
@@ -44,7 +49,7 @@ pub fn validate(manifest: &KernelManifest, file: &Path, complete: bool) -> Vec<D
         }
     }
     if complete {
-        check_coverage(&mut ctx, manifest);
+        check_coverage(&mut ctx, ops, artifacts);
     }
     ctx.diagnostics
 }
@@ -166,7 +171,7 @@ fn check_expr_params(ctx: &mut Ctx, op: &Op, expr: &Spanned<Expr>) {
     }
 }
 
-fn validate_artifact(ctx: &mut Ctx, manifest: &KernelManifest, artifact: &Artifact) {
+fn validate_artifact(ctx: &mut Ctx, ops: &[Op], artifact: &Artifact) {
     let backend = *artifact.backend.get_ref();
     let format = *artifact.format.get_ref();
     if !backend.formats().contains(&format) {
@@ -253,11 +258,11 @@ fn validate_artifact(ctx: &mut Ctx, manifest: &KernelManifest, artifact: &Artifa
             )
             .hint("keep one entry per op and dtype");
         }
-        validate_entry(ctx, manifest, artifact, entry);
+        validate_entry(ctx, ops, artifact, entry);
     }
 }
 
-fn validate_entry(ctx: &mut Ctx, manifest: &KernelManifest, artifact: &Artifact, entry: &Entry) {
+fn validate_entry(ctx: &mut Ctx, ops: &[Op], artifact: &Artifact, entry: &Entry) {
     if !is_identifier(entry.symbol.get_ref()) && !entry.symbol.get_ref().contains(['$', '.']) {
         ctx.error(
             "invalid-symbol",
@@ -311,12 +316,8 @@ fn validate_entry(ctx: &mut Ctx, manifest: &KernelManifest, artifact: &Artifact,
         }
         None => {}
     }
-    let Some(op) = manifest.op(entry.op.get_ref()) else {
-        let names: Vec<&str> = manifest
-            .ops
-            .iter()
-            .map(|o| o.name.get_ref().as_str())
-            .collect();
+    let Some(op) = find_op(ops, entry.op.get_ref()) else {
+        let names: Vec<&str> = ops.iter().map(|o| o.name.get_ref().as_str()).collect();
         let diagnostic = ctx.error(
             "unknown-op",
             entry.op.span(),
@@ -365,10 +366,10 @@ fn validate_entry(ctx: &mut Ctx, manifest: &KernelManifest, artifact: &Artifact,
     }
 }
 
-fn check_coverage(ctx: &mut Ctx, manifest: &KernelManifest) {
-    for op in &manifest.ops {
+fn check_coverage(ctx: &mut Ctx, ops: &[Op], artifacts: &[Artifact]) {
+    for op in ops {
         for dtype in &op.dtypes {
-            let covered = manifest.artifacts.iter().any(|a| {
+            let covered = artifacts.iter().any(|a| {
                 a.entries.iter().any(|e| {
                     e.op.get_ref() == op.name.get_ref() && e.dtype.get_ref() == dtype.get_ref()
                 })
