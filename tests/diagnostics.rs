@@ -1,0 +1,291 @@
+//! One test per diagnostic: each breaks the good repo in one way and asserts
+//! the exact code, file and line `check` reports.
+
+use kernelhub_tests::Repo;
+
+/// Asserts that `repo` reports `code` at `file:line` (line 0: no location).
+fn assert_reports(repo: &Repo, code: &str, file: &str, line: usize) {
+    let problems = repo.problems();
+    assert!(
+        problems
+            .iter()
+            .any(|(c, f, l)| *c == code && f == file && *l == line),
+        "expected {code} at {file}:{line}, got {problems:?}"
+    );
+}
+
+#[test]
+fn the_good_repo_is_clean() {
+    let report = Repo::good().check();
+    assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+    assert_eq!(report.artifacts_checked, 1);
+}
+
+macro_rules! manifest_diagnostic {
+    ($($name:ident: $from:literal => $to:literal reports $code:literal at line $line:literal;)*) => {$(
+        #[test]
+        fn $name() {
+            assert_reports(&Repo::good().edit($from, $to), $code, "kernel.toml", $line);
+        }
+    )*};
+}
+
+manifest_diagnostic! {
+    syntax_error: "schema = 1" => "schema = = 1" reports "syntax" at line 1;
+    duplicate_toml_key: "license = \"MIT\"" => "license = \"MIT\"\nlicense = \"MIT\"" reports "syntax" at line 7;
+    unsupported_schema: "schema = 1" => "schema = 2" reports "unsupported-schema" at line 1;
+    unknown_field: "license = \"MIT\"" => "license = \"MIT\"\ncolour = \"red\"" reports "unknown-field" at line 7;
+    unknown_field_in_param: "{ name = \"n\", scalar = \"u32\" }" => "{ name = \"n\", scalar = \"u32\", default = 1 }" reports "unknown-field" at line 13;
+    missing_field: "license = \"MIT\"\n" => "" reports "missing-field" at line 3;
+    missing_field_in_artifact: "format = \"wgsl\"\n" => "" reports "missing-field" at line 17;
+    wrong_type: "size = {SIZE}" => "size = \"{SIZE}\"" reports "wrong-type" at line 21;
+    negative_size: "size = {SIZE}" => "size = -1" reports "wrong-type" at line 21;
+    invalid_version: "version = \"0.1.0\"" => "version = \"0.1\"" reports "invalid-version" at line 5;
+    invalid_license: "license = \"MIT\"" => "license = \"MIT OR Nonsense-1.0\"" reports "invalid-license" at line 6;
+    invalid_kernel_name: "name = \"scale\"" => "name = \"Scale Kernel\"" reports "invalid-name" at line 4;
+    invalid_param_name: "{ name = \"y\"," => "{ name = \"y-1\"," reports "invalid-name" at line 12;
+    duplicate_param: "{ name = \"y\"," => "{ name = \"x\"," reports "duplicate-name" at line 12;
+    duplicate_dtype: "dtypes = [\"f32\"]" => "dtypes = [\"f32\", \"f32\"]" reports "duplicate-name" at line 9;
+    unknown_dtype: "dtypes = [\"f32\"]" => "dtypes = [\"f31\"]" reports "unknown-value" at line 9;
+    unknown_backend: "backend = \"wgpu\"" => "backend = \"vulkan\"" reports "unknown-value" at line 18;
+    tensor_and_scalar: "{ name = \"n\", scalar = \"u32\" }" => "{ name = \"n\", scalar = \"u32\", tensor = \"T\" }" reports "conflicting-fields" at line 13;
+    invalid_expression: "grid = [\"ceil_div(n, 64)\"]" => "grid = [\"ceil_div(n, )\"]" reports "invalid-expression" at line 28;
+    too_many_dimensions: "grid = [\"ceil_div(n, 64)\"]" => "grid = [1, 1, 1, 1]" reports "invalid-geometry" at line 28;
+    unknown_param_in_grid: "grid = [\"ceil_div(n, 64)\"]" => "grid = [\"ceil_div(m, 64)\"]" reports "unknown-param" at line 28;
+    unknown_param_in_shape: "shape = [\"n\"] }" => "shape = [\"len\"] }" reports "unknown-param" at line 12;
+    float_param_in_grid: "grid = [\"ceil_div(n, 64)\"]" => "grid = [\"alpha\"]" reports "not-an-integer" at line 28;
+    tensor_param_in_grid: "grid = [\"ceil_div(n, 64)\"]" => "grid = [\"y\"]" reports "not-an-integer" at line 28;
+    no_output: ", written = true" => "" reports "no-output" at line 8;
+    uncovered_dtype: "dtypes = [\"f32\"]" => "dtypes = [\"f32\", \"f16\"]" reports "uncovered" at line 9;
+    unknown_op: "op = \"scale\"" => "op = \"scael\"" reports "unknown-op" at line 25;
+    unsupported_dtype: "dtype = \"f32\"" => "dtype = \"f16\"" reports "unsupported-dtype" at line 26;
+    duplicate_entry: "block = [64]\n" => "block = [64]\n\n[[artifacts.entries]]\nop = \"scale\"\ndtype = \"f32\"\nsymbol = \"scale\"\ngrid = [1]\n" reports "duplicate-entry" at line 32;
+    invalid_symbol: "symbol = \"scale\"" => "symbol = \"sc ale\"" reports "invalid-symbol" at line 27;
+    format_mismatch: "format = \"wgsl\"" => "format = \"ptx\"" reports "format-mismatch" at line 19;
+    targets_on_wgpu: "format = \"wgsl\"" => "format = \"wgsl\"\ntargets = [\"sm_80\"]" reports "invalid-target" at line 20;
+    min_driver_on_wgpu: "format = \"wgsl\"" => "format = \"wgsl\"\nmin_driver = \"12.0\"" reports "invalid-field" at line 20;
+    invalid_hash: "sha256 = \"{SHA}\"" => "sha256 = \"ABC\"" reports "invalid-hash" at line 22;
+    absolute_path: "path = \"scale.wgsl\"" => "path = \"/etc/passwd\"" reports "invalid-path" at line 20;
+    dotdot_path: "path = \"scale.wgsl\"" => "path = \"x/../scale.wgsl\"" reports "invalid-path" at line 20;
+    unnormalised_path: "path = \"scale.wgsl\"" => "path = \"./scale.wgsl\"" reports "invalid-path" at line 20;
+    missing_file: "path = \"scale.wgsl\"" => "path = \"missing.wgsl\"" reports "missing-file" at line 20;
+    size_mismatch: "size = {SIZE}" => "size = 1" reports "size-mismatch" at line 21;
+    hash_mismatch: "sha256 = \"{SHA}\"" => "sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"" reports "hash-mismatch" at line 22;
+    missing_wgsl_entry_point: "symbol = \"scale\"" => "symbol = \"scale_f32\"" reports "missing-symbol" at line 27;
+    workgroup_size_mismatch: "block = [64]" => "block = [128]" reports "geometry-mismatch" at line 29;
+    parametric_wgsl_block: "block = [64]" => "block = [\"n\"]" reports "invalid-geometry" at line 29;
+    unused_feature: "format = \"wgsl\"" => "format = \"wgsl\"\nfeatures = [\"shader-f16\"]" reports "unused-feature" at line 20;
+}
+
+#[test]
+fn native_artifact_without_targets() {
+    let repo = Repo::good()
+        .edit(
+            "backend = \"wgpu\"\nformat = \"wgsl\"",
+            "backend = \"cuda\"\nformat = \"ptx\"",
+        )
+        .edit("block = [64]", "block = [64]");
+    assert_reports(&repo, "missing-targets", "kernel.toml", 18);
+}
+
+#[test]
+fn invalid_targets_are_each_located() {
+    let repo = Repo::good().edit(
+        "backend = \"wgpu\"\nformat = \"wgsl\"",
+        "backend = \"rocm\"\nformat = \"hsaco\"\ntargets = [\"gfx90a:xnack\", \"sm_80\"]",
+    );
+    let problems = repo.problems();
+    let targets: Vec<_> = problems
+        .iter()
+        .filter(|(c, _, _)| *c == "invalid-target")
+        .collect();
+    assert_eq!(targets.len(), 2, "{problems:?}");
+    assert!(targets.iter().all(|(_, _, line)| *line == 20));
+}
+
+#[test]
+fn native_entry_without_block() {
+    let repo = Repo::good()
+        .edit(
+            "backend = \"wgpu\"\nformat = \"wgsl\"",
+            "backend = \"cuda\"\nformat = \"ptx\"\ntargets = [\"sm_80\"]",
+        )
+        .edit("block = [64]\n", "");
+    assert_reports(&repo, "missing-field", "kernel.toml", 25);
+}
+
+#[test]
+fn oversized_native_block() {
+    let repo = Repo::good()
+        .edit(
+            "backend = \"wgpu\"\nformat = \"wgsl\"",
+            "backend = \"cuda\"\nformat = \"ptx\"\ntargets = [\"sm_80\"]",
+        )
+        .edit("block = [64]", "block = [64, 32]");
+    assert_reports(&repo, "invalid-geometry", "kernel.toml", 30);
+}
+
+#[test]
+fn duplicate_artifact_path() {
+    let second = "\n[[artifacts]]\nbackend = \"wgpu\"\nformat = \"wgsl\"\npath = \"scale.wgsl\"\nsize = {SIZE}\nsha256 = \"{SHA}\"\nentries = []\n";
+    let mut repo = Repo::good();
+    repo.manifest.push_str(second);
+    assert_reports(&repo, "duplicate-path", "kernel.toml", 34);
+}
+
+#[test]
+fn artifact_that_is_a_directory() {
+    let repo = Repo::good()
+        .edit("path = \"scale.wgsl\"", "path = \"dir\"")
+        .file("dir/inner.txt", "x");
+    assert_reports(&repo, "not-a-file", "kernel.toml", 20);
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_escaping_the_repo() {
+    let outside = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(outside.path(), kernelhub_tests::GOOD_WGSL).unwrap();
+    let repo = Repo::good()
+        .without_file("scale.wgsl")
+        .edit("path = \"scale.wgsl\"", "path = \"link.wgsl\"");
+    repo.write();
+    std::os::unix::fs::symlink(outside.path(), repo.path().join("link.wgsl")).unwrap();
+    let report = kernelhub_manifest::check::check_repo(repo.path()).unwrap();
+    assert!(
+        report.diagnostics.iter().any(|d| d.code == "path-escapes"),
+        "{:?}",
+        report.diagnostics
+    );
+    assert_eq!(
+        report.artifacts_checked, 0,
+        "nothing outside the repo is read"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn symlink_inside_the_repo_is_fine() {
+    let repo = Repo::good().edit("path = \"scale.wgsl\"", "path = \"link.wgsl\"");
+    repo.write();
+    std::os::unix::fs::symlink("scale.wgsl", repo.path().join("link.wgsl")).unwrap();
+    let report = kernelhub_manifest::check::check_repo(repo.path()).unwrap();
+    let codes: Vec<_> = report.diagnostics.iter().map(|d| d.code).collect();
+    assert!(
+        !codes.contains(&"path-escapes") && !codes.contains(&"missing-file"),
+        "{codes:?}"
+    );
+}
+
+#[test]
+fn invalid_wgsl_points_into_the_shader() {
+    let repo = Repo::good().edit_file(
+        "scale.wgsl",
+        "x[id.x] + params.alpha",
+        "x[id.x] + params.beta",
+    );
+    assert_reports(&repo, "invalid-wgsl", "scale.wgsl", 9);
+}
+
+#[test]
+fn wgsl_written_tensor_bound_read_only() {
+    let repo = Repo::good().edit_file(
+        "scale.wgsl",
+        "var<storage, read_write> x",
+        "var<storage, read> x",
+    );
+    // naga itself refuses the store into read-only storage; either way the shader is rejected.
+    let problems = repo.problems();
+    assert!(
+        problems.iter().any(
+            |(c, f, _)| (*c == "invalid-wgsl" || *c == "binding-mismatch") && f == "scale.wgsl"
+        ),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn wgsl_read_tensor_bound_read_write() {
+    let repo = Repo::good().edit_file(
+        "scale.wgsl",
+        "var<storage, read> y",
+        "var<storage, read_write> y",
+    );
+    assert_reports(&repo, "binding-mismatch", "scale.wgsl", 3);
+}
+
+#[test]
+fn wgsl_element_type_does_not_fit_dtype() {
+    let repo = Repo::good()
+        .edit_file("scale.wgsl", "read> y: array<f32>", "read> y: array<i32>")
+        .edit_file(
+            "scale.wgsl",
+            "params.alpha * y[id.x]",
+            "params.alpha * f32(y[id.x])",
+        );
+    assert_reports(&repo, "binding-mismatch", "scale.wgsl", 3);
+}
+
+#[test]
+fn wgsl_uniform_does_not_match_scalars() {
+    let repo = Repo::good()
+        .edit_file(
+            "scale.wgsl",
+            "struct Params { n: u32, alpha: f32 }",
+            "struct Params { n: u32, alpha: u32 }",
+        )
+        .edit_file("scale.wgsl", "params.alpha * y", "f32(params.alpha) * y");
+    assert_reports(&repo, "binding-mismatch", "scale.wgsl", 4);
+}
+
+#[test]
+fn wgsl_binding_beyond_the_signature() {
+    let repo = Repo::good()
+        .edit_file(
+            "scale.wgsl",
+            "@compute",
+            "@group(0) @binding(7) var<storage, read> extra: array<f32>;\n@compute",
+        )
+        .edit_file("scale.wgsl", "* y[id.x]", "* y[id.x] + extra[0]");
+    assert_reports(&repo, "binding-mismatch", "scale.wgsl", 6);
+}
+
+#[test]
+fn wgsl_binding_in_another_group() {
+    let repo = Repo::good().edit_file(
+        "scale.wgsl",
+        "@group(0) @binding(1)",
+        "@group(1) @binding(1)",
+    );
+    assert_reports(&repo, "binding-mismatch", "scale.wgsl", 3);
+}
+
+#[test]
+fn f16_shader_without_the_feature() {
+    let repo = Repo::good()
+        .edit_file("scale.wgsl", "struct Params", "enable f16;\nstruct Params")
+        .edit_file(
+            "scale.wgsl",
+            "x[id.x] + params.alpha",
+            "x[id.x] + f32(f16(params.alpha))",
+        );
+    assert_reports(&repo, "missing-feature", "kernel.toml", 20);
+}
+
+#[test]
+fn every_problem_is_reported_not_just_the_first() {
+    let repo = Repo::good()
+        .edit("version = \"0.1.0\"", "version = \"one\"")
+        .edit("dtypes = [\"f32\"]", "dtypes = [\"f31\"]")
+        .edit("size = {SIZE}", "size = 1")
+        .edit("grid = [\"ceil_div(n, 64)\"]", "grid = [\"m\"]");
+    let codes: Vec<_> = repo.problems().into_iter().map(|(c, _, _)| c).collect();
+    for code in [
+        "invalid-version",
+        "unknown-value",
+        "size-mismatch",
+        "unknown-param",
+    ] {
+        assert!(codes.contains(&code), "{code} missing from {codes:?}");
+    }
+}
