@@ -23,10 +23,10 @@ pub(crate) fn update(args: UpdateArgs) -> Result<Outcome, Box<dyn std::error::Er
             let old_size = change
                 .old_size
                 .map_or("none".to_string(), |s| s.to_string());
-            let old_hash = change
-                .old_sha256
-                .as_deref()
-                .map_or("none", |h| h.get(..12).unwrap_or(h));
+            let old_hash = match change.old_sha256.as_deref() {
+                None | Some("") => "none",
+                Some(h) => h.get(..12).unwrap_or(h),
+            };
             out.push_str(&format!(
                 "{:>12} {}: size {old_size} -> {}, sha256 {old_hash}… -> {}…\n",
                 if args.check { "Stale" } else { "Updated" },
