@@ -1,0 +1,82 @@
+// rotary_f32.wgsl - rotary position embedding, WGSL fallback, f32 tensors.
+//
+// Hand-written (nothing builds it); validated by `kernelhub check`. bf16 is
+// covered by the native (PTX / hsaco) artifacts only.
+// Bindings follow the kernelhub convention (docs/formats.md): the op's tensors
+// in parameter order at @group(0) @binding(0..), `read_write` for written
+// ones, then the scalar parameters as one uniform struct.
+
+// In place: for each token t (p = positions[t]) and each query / key head,
+// the pair (x, y) becomes (x * c - y * s, y * c + x * s) with
+// c = cos_sin_cache[p, r], s = cos_sin_cache[p, rot_dim / 2 + r], r < rot_dim / 2.
+// NeoX pairs (r, r + rot_dim / 2), GPT-J pairs (2 r, 2 r + 1). Only the first
+// rot_dim elements of a head rotate. Tokens with positions[t] >= max_position
+// are left unchanged, and so is everything when rot_dim > head_size.
+//
+// Launch (see kernel.toml): @workgroup_size(256), grid = min(ceil_div(tokens *
+// (num_heads + num_kv_heads) * (rot_dim / 2), 256), 65535) workgroups; each
+// invocation strides over the (token, head, pair) work items.
+// Entry points: rotary_neox, rotary_gptj (same bindings).
+
+struct Params {
+    tokens: u32,
+    num_heads: u32,
+    num_kv_heads: u32,
+    head_size: u32,
+    rot_dim: u32,
+    max_position: u32,
+}
+
+@group(0) @binding(0) var<storage, read> positions: array<u32>;           // [tokens]
+@group(0) @binding(1) var<storage, read_write> query: array<f32>;        // [tokens, num_heads * head_size]
+@group(0) @binding(2) var<storage, read_write> key: array<f32>;          // [tokens, num_kv_heads * head_size]
+@group(0) @binding(3) var<storage, read> cos_sin_cache: array<f32>;      // [max_position, rot_dim]
+@group(0) @binding(4) var<uniform> params: Params;
+
+fn rotary(first: u32, stride: u32, neox: bool) {
+    let half = params.rot_dim / 2u;
+    if (params.rot_dim > params.head_size) {
+        return;
+    }
+    let heads = params.num_heads + params.num_kv_heads;
+    let n = params.tokens * heads * half;
+    for (var i = first; i < n; i += stride) {
+        let r = i % half;
+        let th = i / half;
+        let h = th % heads; // query heads first, then key heads
+        let t = th / heads;
+        let pos = positions[t];
+        if (pos >= params.max_position) {
+            continue;
+        }
+        let c = f32(cos_sin_cache[pos * params.rot_dim + r]);
+        let s = f32(cos_sin_cache[pos * params.rot_dim + half + r]);
+        let xi = select(2u * r, r, neox);
+        let yi = select(2u * r + 1u, r + half, neox);
+        if (h < params.num_heads) {
+            let b = (t * params.num_heads + h) * params.head_size;
+            let x = f32(query[b + xi]);
+            let y = f32(query[b + yi]);
+            query[b + xi] = (x * c - y * s);
+            query[b + yi] = (y * c + x * s);
+        } else {
+            let b = (t * params.num_kv_heads + (h - params.num_heads)) * params.head_size;
+            let x = f32(key[b + xi]);
+            let y = f32(key[b + yi]);
+            key[b + xi] = (x * c - y * s);
+            key[b + yi] = (y * c + x * s);
+        }
+    }
+}
+
+@compute @workgroup_size(256)
+fn rotary_neox(@builtin(global_invocation_id) gid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    rotary(gid.x, nwg.x * 256u, true);
+}
+
+@compute @workgroup_size(256)
+fn rotary_gptj(@builtin(global_invocation_id) gid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>) {
+    rotary(gid.x, nwg.x * 256u, false);
+}

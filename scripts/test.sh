@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian 12 machine that has Rust: installs
+# what the tests need (Debian packages, a Python venv), then runs everything.
+#
+#   scripts/test.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# Debian packages: clang/lld rebuild the PTX and hsaco to prove the committed
+# artifacts are reproducible; openssl is the hashing benchmark's baseline.
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo=sudo
+missing=()
+command -v clang-15 >/dev/null || missing+=(clang-15)
+command -v ld.lld-15 >/dev/null || missing+=(lld-15)
+command -v openssl >/dev/null || missing+=(openssl)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+if ((${#missing[@]})); then
+    echo "==> installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Python tools, in a venv of the repo's own.
+if [[ ! -x .venv/bin/python ]]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+
+echo "==> cargo test"
+cargo test --workspace --locked
+echo "==> benches compile"
+cargo build --workspace --benches --locked -q
+echo "==> kernel.toml JSON Schema"
+.venv/bin/python scripts/validate-schema.py
+echo "==> native artifacts rebuild byte-identically"
+scripts/build-kernels.sh --check
+echo "==> kernelhub check kernels/*"
+cargo run --locked -q -p kernelhub-cli -- check --deny-warnings kernels/*
+echo "==> all tests passed"
