@@ -3,16 +3,22 @@
 
 use std::fmt::Write as _;
 
-/// A valid `kernel.toml` with `ops` ops and `artifacts` PTX artifacts, each
-/// artifact implementing every op for f32 and f16.
-pub fn large_manifest(ops: usize, artifacts: usize) -> String {
+/// A valid `kernel.toml` with `ops` ops in `dtypes` dtypes (1 to 3) and
+/// `artifacts` PTX artifacts, each implementing every op in every dtype.
+pub fn large_manifest(ops: usize, dtypes: usize, artifacts: usize) -> String {
+    let dtypes = &["f32", "f16", "bf16"][..dtypes.clamp(1, 3)];
+    let dtype_list = dtypes
+        .iter()
+        .map(|d| format!("\"{d}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut text = String::from(
         "schema = 1\n\n[kernel]\nname = \"bench\"\nversion = \"1.0.0\"\nlicense = \"Apache-2.0\"\n",
     );
     for op in 0..ops {
         let _ = write!(
             text,
-            "\n[ops.op_{op}]\ndtypes = [\"f32\", \"f16\"]\nparams = [\n  {{ name = \"out\", tensor = \"T\", shape = [\"tokens\", \"d\"], written = true }},\n  {{ name = \"input\", tensor = \"T\", shape = [\"tokens\", \"2 * d\"] }},\n  {{ name = \"tokens\", scalar = \"u32\" }},\n  {{ name = \"d\", scalar = \"u32\" }},\n]\n"
+            "\n[ops.op_{op}]\ndtypes = [{dtype_list}]\nparams = [\n  {{ name = \"out\", tensor = \"T\", shape = [\"tokens\", \"d\"], written = true }},\n  {{ name = \"input\", tensor = \"T\", shape = [\"tokens\", \"2 * d\"] }},\n  {{ name = \"tokens\", scalar = \"u32\" }},\n  {{ name = \"d\", scalar = \"u32\" }},\n]\n"
         );
     }
     for artifact in 0..artifacts {
@@ -24,7 +30,7 @@ pub fn large_manifest(ops: usize, artifacts: usize) -> String {
             artifact
         );
         for op in 0..ops {
-            for dtype in ["f32", "f16"] {
+            for dtype in dtypes {
                 let _ = write!(
                     text,
                     "\n[[artifacts.entries]]\nop = \"op_{op}\"\ndtype = \"{dtype}\"\nsymbol = \"op_{op}_{dtype}\"\ngrid = [\"ceil_div(tokens * d, 256)\"]\nblock = [256]\n"

@@ -1,1 +1,174 @@
+//! The reference kernels pass `check`, and breaking their real PTX and hsaco
+//! artifacts (or what the manifest says about them) is caught with a located
+//! message. These are the content checks that need real device code.
 
+use std::path::{Path, PathBuf};
+
+use kernelhub_manifest::check::check_repo;
+
+fn kernels_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels")
+}
+
+#[test]
+fn every_reference_kernel_is_clean() {
+    let mut checked = 0;
+    for entry in std::fs::read_dir(kernels_dir()).unwrap() {
+        let repo = entry.unwrap().path();
+        let report = check_repo(&repo).unwrap();
+        assert!(
+            report.diagnostics.is_empty(),
+            "{}: {:#?}",
+            repo.display(),
+            report.diagnostics
+        );
+        assert!(report.artifacts_checked >= 5, "{}", repo.display());
+        checked += 1;
+    }
+    assert_eq!(checked, 3);
+}
+
+/// A copy of `kernels/activation` with `from` replaced by `to` in its
+/// manifest; returns the codes `check` reports with their lines.
+fn activation_with(
+    from: &str,
+    to: &str,
+    edit_files: impl FnOnce(&Path),
+) -> Vec<(&'static str, usize)> {
+    let dir = tempfile::tempdir().unwrap();
+    let source = kernels_dir().join("activation");
+    for sub in ["build/cuda", "build/rocm", "wgsl"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for file in std::fs::read_dir(source.join(sub)).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, dir.path().join(sub).join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    let manifest = std::fs::read_to_string(source.join("kernel.toml")).unwrap();
+    assert!(manifest.contains(from), "{from}");
+    std::fs::write(
+        dir.path().join("kernel.toml"),
+        manifest.replacen(from, to, 1),
+    )
+    .unwrap();
+    edit_files(dir.path());
+    let report = check_repo(dir.path()).unwrap();
+    report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let line = report
+                .sources
+                .get(&d.file)
+                .and_then(|s| d.line_col(s))
+                .map_or(0, |(l, _)| l);
+            (d.code, line)
+        })
+        .collect()
+}
+
+fn no_file_change(_: &Path) {}
+
+#[test]
+fn ptx_target_not_declared() {
+    let found = activation_with(
+        "targets = [\"sm_80\"]",
+        "targets = [\"sm_86\"]",
+        no_file_change,
+    );
+    assert!(found.contains(&("target-mismatch", 58)), "{found:?}");
+}
+
+#[test]
+fn ptx_declared_for_an_older_gpu_than_it_targets() {
+    let found = activation_with(
+        "targets = [\"sm_80\"]",
+        "targets = [\"sm_80\", \"sm_75\"]",
+        no_file_change,
+    );
+    assert!(found.contains(&("target-mismatch", 58)), "{found:?}");
+}
+
+#[test]
+fn ptx_needs_a_newer_driver_than_declared() {
+    let found = activation_with(
+        "min_driver = \"11.0\"",
+        "min_driver = \"10.2\"",
+        no_file_change,
+    );
+    assert!(found.contains(&("driver-mismatch", 59)), "{found:?}");
+}
+
+#[test]
+fn ptx_without_min_driver_warns() {
+    let found = activation_with("min_driver = \"11.0\"", "", no_file_change);
+    assert!(found.contains(&("missing-min-driver", 60)), "{found:?}");
+}
+
+#[test]
+fn symbol_missing_from_ptx() {
+    let found = activation_with(
+        "symbol = \"silu_and_mul_f32\"",
+        "symbol = \"silu_f32\"",
+        no_file_change,
+    );
+    assert!(found.contains(&("missing-symbol", 67)), "{found:?}");
+}
+
+#[test]
+fn symbol_missing_from_hsaco() {
+    let manifest = std::fs::read_to_string(kernels_dir().join("activation/kernel.toml")).unwrap();
+    let symbol = "symbol = \"silu_and_mul_f32\"";
+    let hsaco_symbol = manifest.match_indices(symbol).nth(1).unwrap().0;
+    let line = manifest[..hsaco_symbol].lines().count() + 1;
+    let patched = format!(
+        "{}symbol = \"silu_f32\"{}",
+        &manifest[..hsaco_symbol],
+        &manifest[hsaco_symbol + symbol.len()..]
+    );
+    let found = activation_with(&manifest, &patched, no_file_change);
+    assert!(found.contains(&("missing-symbol", line)), "{found:?}");
+}
+
+#[test]
+fn random_bytes_as_ptx() {
+    let found = activation_with("targets = [\"sm_80\"]", "targets = [\"sm_80\"]", |dir| {
+        let noise: Vec<u8> = (0..19_598u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
+            .collect();
+        std::fs::write(dir.join("build/cuda/activation_sm80.ptx"), noise).unwrap();
+    });
+    assert!(found.contains(&("invalid-ptx", 60)), "{found:?}");
+    assert!(found.contains(&("hash-mismatch", 62)), "{found:?}");
+}
+
+#[test]
+fn truncated_hsaco() {
+    let found = activation_with("targets = [\"sm_80\"]", "targets = [\"sm_80\"]", |dir| {
+        let path = dir.join("build/rocm/activation_gfx90a.hsaco");
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
+    });
+    assert!(found.contains(&("invalid-elf", 132)), "{found:?}");
+    assert!(found.contains(&("size-mismatch", 133)), "{found:?}");
+}
+
+#[test]
+fn hsaco_declared_for_another_gpu() {
+    let found = activation_with(
+        "targets = [\"gfx90a\"]",
+        "targets = [\"gfx1100\"]",
+        no_file_change,
+    );
+    assert!(found.contains(&("target-mismatch", 131)), "{found:?}");
+}
+
+#[test]
+fn hsaco_declared_as_a_cubin() {
+    let found = activation_with(
+        "backend = \"rocm\"\nformat = \"hsaco\"\ntargets = [\"gfx90a\"]",
+        "backend = \"cuda\"\nformat = \"cubin\"\ntargets = [\"sm_90\"]",
+        no_file_change,
+    );
+    assert!(found.contains(&("wrong-machine", 130)), "{found:?}");
+}
