@@ -4,6 +4,7 @@
 //! The file is 1 GiB unless `KERNELHUB_BENCH_HASH_MIB` says otherwise. It is
 //! read from the page cache in both cases (written just before, then read
 //! once to warm), so the comparison is of hashing and reading, not the disk.
+#![allow(missing_docs)] // criterion_group! generates undocumented functions
 
 use std::io::Write;
 use std::process::Command;

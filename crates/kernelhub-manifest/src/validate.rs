@@ -43,9 +43,7 @@ pub fn validate(
                 artifact.path.span(),
                 format!("Two artifacts have the path `{}`", artifact.path.get_ref()),
             )
-            .hint(format!(
-                "each artifact is one file; merge their entries into one `[[artifacts]]` table"
-            ));
+            .hint("each artifact is one file; merge their entries into one `[[artifacts]]` table");
         }
     }
     if complete {
