@@ -74,6 +74,9 @@ manifest_diagnostic! {
     missing_wgsl_entry_point: "symbol = \"scale\"" => "symbol = \"scale_f32\"" reports "missing-symbol" at line 27;
     workgroup_size_mismatch: "block = [64]" => "block = [128]" reports "geometry-mismatch" at line 29;
     parametric_wgsl_block: "block = [64]" => "block = [\"n\"]" reports "invalid-geometry" at line 29;
+    missing_dtypes: "dtypes = [\"f32\"]" => "dtypes = []" reports "missing-dtypes" at line 8;
+    empty_shape: "shape = [\"n\"] }" => "shape = [] }" reports "invalid-shape" at line 12;
+    empty_artifact: "[[artifacts.entries]]" => "entries = []\n[[artifacts.entriez]]" reports "empty-artifact" at line 20;
     unused_feature: "format = \"wgsl\"" => "format = \"wgsl\"\nfeatures = [\"shader-f16\"]" reports "unused-feature" at line 20;
 }
 

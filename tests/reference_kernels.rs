@@ -172,3 +172,24 @@ fn hsaco_declared_as_a_cubin() {
     );
     assert!(found.contains(&("wrong-machine", 130)), "{found:?}");
 }
+
+#[test]
+fn hsaco_of_an_unknown_architecture_warns() {
+    let found = activation_with("targets = [\"sm_80\"]", "targets = [\"sm_80\"]", |dir| {
+        let path = dir.join("build/rocm/activation_gfx90a.hsaco");
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[48] = 0xfe; // EF_AMDGPU_MACH: no processor has this value
+        std::fs::write(&path, bytes).unwrap();
+    });
+    assert!(found.contains(&("unknown-arch", 131)), "{found:?}");
+}
+
+#[test]
+fn ptx_of_an_unknown_isa_version_warns() {
+    let found = activation_with("targets = [\"sm_80\"]", "targets = [\"sm_80\"]", |dir| {
+        let path = dir.join("build/cuda/activation_sm80.ptx");
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replacen(".version 7.0", ".version 42.0", 1)).unwrap();
+    });
+    assert!(found.contains(&("unknown-ptx-version", 60)), "{found:?}");
+}
