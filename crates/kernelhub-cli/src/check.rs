@@ -15,10 +15,18 @@ pub(crate) fn run(args: CheckArgs) -> Result<Outcome, Box<dyn std::error::Error>
     } else {
         args.paths
     };
+    // A path that is not a kernel repo is reported at once; the others are
+    // still checked, so one stray argument does not hide their problems.
     let mut reports: Vec<(PathBuf, CheckReport)> = Vec::with_capacity(paths.len());
+    let mut unusable = false;
     for path in paths {
-        let report = check_repo(&path)?;
-        reports.push((path, report));
+        match check_repo(&path) {
+            Ok(report) => reports.push((path, report)),
+            Err(error) => {
+                crate::report_error(&error);
+                unusable = true;
+            }
+        }
     }
     let errors: usize = reports.iter().map(|(_, r)| r.count(Severity::Error)).sum();
     let warnings: usize = reports
@@ -30,7 +38,9 @@ pub(crate) fn run(args: CheckArgs) -> Result<Outcome, Box<dyn std::error::Error>
         OutputFormat::Human => print_human(&reports, errors, warnings),
         OutputFormat::Json => print_json(&reports, errors, warnings, failed)?,
     }
-    Ok(if failed {
+    Ok(if unusable {
+        Outcome::Unusable
+    } else if failed {
         Outcome::Problems
     } else {
         Outcome::Clean

@@ -71,6 +71,8 @@ enum Outcome {
     Clean,
     /// Exit 1: the inputs have problems.
     Problems,
+    /// Exit 2: an input could not be used at all (already reported).
+    Unusable,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
+        Ok(Outcome::Unusable) => ExitCode::from(2),
         Err(error) => {
             report_error(error.as_ref());
             ExitCode::from(2)

@@ -113,3 +113,11 @@ fn manifest_update_with_a_missing_artifact_writes_nothing() {
     insta::assert_snapshot!(run(repo.path(), &["manifest", "update", "."]));
     assert_eq!(std::fs::read(&manifest).unwrap(), before);
 }
+
+#[test]
+fn one_unusable_path_does_not_hide_the_others() {
+    let repo = Repo::good().edit("size = {SIZE}", "size = 1");
+    repo.write();
+    std::fs::create_dir(repo.path().join("empty")).unwrap();
+    insta::assert_snapshot!(run(repo.path(), &["check", "empty", "."]));
+}
