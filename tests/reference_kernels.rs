@@ -53,17 +53,9 @@ fn activation_with(
     .unwrap();
     edit_files(dir.path());
     let report = check_repo(dir.path()).unwrap();
-    report
-        .diagnostics
-        .iter()
-        .map(|d| {
-            let line = report
-                .sources
-                .get(&d.file)
-                .and_then(|s| d.line_col(s))
-                .map_or(0, |(l, _)| l);
-            (d.code, line)
-        })
+    kernelhub_tests::located(&report)
+        .into_iter()
+        .map(|(code, _, line)| (code, line))
         .collect()
 }
 

@@ -148,23 +148,27 @@ impl Repo {
 
     /// Writes and checks the repo; returns `(code, file name, line)` of each diagnostic.
     pub fn problems(&self) -> Vec<(&'static str, String, usize)> {
-        let report = self.check();
-        report
-            .diagnostics
-            .iter()
-            .map(|d| {
-                let line = report
-                    .sources
-                    .get(&d.file)
-                    .and_then(|s| d.line_col(s))
-                    .map_or(0, |(line, _)| line);
-                let name = d
-                    .file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                (d.code, name, line)
-            })
-            .collect()
+        located(&self.check())
     }
+}
+
+/// `(code, file name, line)` of each diagnostic in `report` (line 0: no location).
+pub fn located(report: &CheckReport) -> Vec<(&'static str, String, usize)> {
+    report
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let line = report
+                .sources
+                .get(&d.file)
+                .and_then(|s| d.line_col(s))
+                .map_or(0, |(line, _)| line);
+            let name = d
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (d.code, name, line)
+        })
+        .collect()
 }
