@@ -55,6 +55,7 @@ pub mod kernel;
 pub mod lock;
 pub mod project;
 mod reader;
+pub mod select;
 pub mod target;
 pub mod update;
 pub mod validate;

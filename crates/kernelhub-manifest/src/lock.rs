@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::hash::Sha256Digest;
 use crate::kernel::{Parsed, Strictness, read_schema};
-use crate::project::{is_commit, is_repo_id};
+use crate::project::{RepoType, is_commit, is_repo_id};
 use crate::reader::{self, Ctx, Fields, Hint, Node};
 
 /// A parsed `kernels.lock`.
@@ -29,6 +29,8 @@ pub struct LockedKernel {
     pub name: String,
     /// `owner/name` on the Hub.
     pub repo: String,
+    /// The Hub's repo type; written only when it is not `kernel`.
+    pub repo_type: RepoType,
     /// The tag, branch or commit the requirement resolved through.
     pub reference: String,
     /// The 40-hex commit.
@@ -88,9 +90,16 @@ impl Lockfile {
         for k in kernels {
             let _ = write!(
                 out,
-                "\n[[kernel]]\nname = {}\nrepo = {}\nref = {}\ncommit = {}\nmanifest_sha256 = \"{}\"\n",
+                "\n[[kernel]]\nname = {}\nrepo = {}\n",
                 quote(&k.name),
-                quote(&k.repo),
+                quote(&k.repo)
+            );
+            if k.repo_type != RepoType::Kernel {
+                let _ = writeln!(out, "repo_type = {}", quote(k.repo_type.as_str()));
+            }
+            let _ = write!(
+                out,
+                "ref = {}\ncommit = {}\nmanifest_sha256 = \"{}\"\n",
                 quote(&k.reference),
                 quote(&k.commit),
                 k.manifest_sha256
@@ -117,7 +126,14 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, Locke
     let reference = text(ctx, "ref");
     let commit = text(ctx, "commit");
     let manifest_sha256 = text(ctx, "manifest_sha256");
-    fields.finish(ctx, &["name", "repo", "ref", "commit", "manifest_sha256"]);
+    let repo_type = match fields.get("repo_type") {
+        Some(node) => crate::project::read_repo_type(ctx, node)?.into_inner(),
+        None => RepoType::Kernel,
+    };
+    fields.finish(
+        ctx,
+        &["name", "repo", "repo_type", "ref", "commit", "manifest_sha256"],
+    );
     let hint = "run `kernelhub lock` to rewrite the lock";
     if let Some(repo) = repo.as_ref().filter(|r| !is_repo_id(r.get_ref())) {
         ctx.error(
@@ -151,6 +167,7 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, Locke
     let kernel = LockedKernel {
         name: name.get_ref().clone(),
         repo: repo.filter(|r| is_repo_id(r.get_ref()))?.into_inner(),
+        repo_type,
         reference: reference?.into_inner(),
         commit: commit.filter(|c| is_commit(c.get_ref()))?.into_inner(),
         manifest_sha256: digest?,
@@ -166,6 +183,11 @@ mod tests {
         LockedKernel {
             name: name.into(),
             repo: format!("acme/{name}"),
+            repo_type: if name == "rotary" {
+                RepoType::Model
+            } else {
+                RepoType::Kernel
+            },
             reference: "v0.1.2".into(),
             commit: "6f1c2d0e9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e".into(),
             manifest_sha256: Sha256Digest::of(name.as_bytes()),

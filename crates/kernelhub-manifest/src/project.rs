@@ -32,7 +32,7 @@ pub struct HubSettings {
 }
 
 /// The Hub's repo types that can hold kernels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RepoType {
     /// The Hub's `kernel` repos (the default).
     Kernel,
@@ -58,10 +58,54 @@ pub struct Dependency {
 pub enum Revision {
     /// The highest `vX.Y.Z` tag matching this requirement.
     Version(semver::VersionReq),
+    /// The `vN` branch (`version = N`), the Hugging Face convention for a
+    /// major version that moves forward in place.
+    MajorBranch(u64),
     /// The head of this branch when locked.
     Branch(String),
     /// This commit (40 hex digits).
     Commit(String),
+}
+
+impl Revision {
+    /// Whether a lock entry that went through `reference` to `commit` still
+    /// satisfies this requirement, so `kernelhub lock` can keep it.
+    pub fn is_satisfied_by(&self, reference: &str, commit: &str) -> bool {
+        match self {
+            Revision::Version(req) => reference
+                .strip_prefix('v')
+                .and_then(|v| semver::Version::parse(v).ok())
+                .is_some_and(|v| req.matches(&v)),
+            Revision::MajorBranch(major) => reference == format!("v{major}"),
+            Revision::Branch(branch) => reference == branch,
+            Revision::Commit(pinned) => commit == pinned,
+        }
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Revision::Version(req) => write!(f, "version `{req}`"),
+            Revision::MajorBranch(major) => write!(f, "branch `v{major}`"),
+            Revision::Branch(branch) => write!(f, "branch `{branch}`"),
+            Revision::Commit(commit) => write!(f, "commit `{commit}`"),
+        }
+    }
+}
+
+impl std::str::FromStr for RepoType {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "kernel" => Ok(RepoType::Kernel),
+            "model" => Ok(RepoType::Model),
+            other => Err(format!(
+                "`{other}` is not a repo type kernelhub reads; use `kernel` or `model`"
+            )),
+        }
+    }
 }
 
 impl RepoType {
@@ -120,18 +164,13 @@ impl ProjectManifest {
     }
 }
 
-fn read_repo_type(ctx: &mut Ctx, node: &Node<'_>) -> Option<Spanned<RepoType>> {
+pub(crate) fn read_repo_type(ctx: &mut Ctx, node: &Node<'_>) -> Option<Spanned<RepoType>> {
     let text = reader::string(ctx, node, "repo_type")?;
-    let repo_type = match text.get_ref().as_str() {
-        "kernel" => RepoType::Kernel,
-        "model" => RepoType::Model,
-        other => {
-            ctx.error(
-                "unknown-value",
-                text.span(),
-                format!("`{other}` is not a repo type kernelhub reads"),
-            )
-            .hint("use `kernel` (the default) or `model`");
+    let repo_type = match text.get_ref().parse() {
+        Ok(repo_type) => repo_type,
+        Err(message) => {
+            ctx.error("unknown-value", text.span(), message)
+                .hint("use `kernel` (the default) or `model`");
             return None;
         }
     };
@@ -249,6 +288,13 @@ fn read_revision(
     rev: Option<&Node<'_>>,
 ) -> Option<Spanned<Revision>> {
     if let Some(node) = version {
+        if node.get_ref().is_integer() {
+            let major = reader::unsigned(ctx, node, "version")?;
+            return Some(Spanned::new(
+                major.span(),
+                Revision::MajorBranch(major.into_inner()),
+            ));
+        }
         let text = reader::string(ctx, node, "version")?;
         return match semver::VersionReq::parse(text.get_ref()) {
             Ok(req) => Some(Spanned::new(text.span(), Revision::Version(req))),

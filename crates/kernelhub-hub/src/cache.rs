@@ -1,0 +1,463 @@
+//! The standard Hub cache layout, written only with verified bytes.
+//!
+//! ```text
+//! <cache>/
+//! ├── CACHEDIR.TAG
+//! ├── .locks/<repo-folder>/<sha256>.lock     one writer per blob, across processes
+//! └── <kernels|models>--<owner>--<name>/      the repo folder
+//!     ├── blobs/<sha256>                      content, named by its SHA-256
+//!     ├── refs/<tag or branch>                the commit it resolved to
+//!     └── snapshots/<commit>/<path>           relative symlink to the blob
+//! ```
+//!
+//! This is the layout the Python `huggingface_hub` reads and writes, so its
+//! `hf_hub_download(..., local_files_only=True)` finds what kernelhub wrote,
+//! and kernelhub reads what `hf download` wrote (it always reaches a file
+//! through `snapshots/`, so blob names do not matter to it). kernelhub names
+//! its blobs by SHA-256 because it knows that hash before downloading; the
+//! Hub names Git LFS blobs the same way.
+//!
+//! A blob is written to `<sha256>.<random>.incomplete` in the same
+//! directory, hashed while it is written, checked against the pinned size
+//! and hash, then renamed into place; the snapshot link is created under a
+//! temporary name and renamed too. A crash at any point leaves either the old
+//! state or the new one, plus at worst an `.incomplete` file that the next
+//! writer of that blob removes. Reads for loading hash the very bytes they
+//! return, so nothing unverified reaches a caller.
+
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use fs_err as fs;
+use kernelhub_manifest::hash::Sha256Digest;
+use kernelhub_manifest::kernel::Artifact;
+use kernelhub_manifest::lock::LockedKernel;
+use kernelhub_manifest::project::RepoType;
+use kernelhub_manifest::{KernelManifest, MAX_FILE_SIZE, Strictness};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, FileProblem};
+
+/// The name of the manifest at a kernel repo's root.
+pub const MANIFEST: &str = "kernel.toml";
+
+/// One file as the lock and manifests pin it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PinnedFile {
+    /// Which kind of Hub repo holds it.
+    pub repo_type: RepoType,
+    /// `owner/name`.
+    pub repo: String,
+    /// The 40-hex commit.
+    pub commit: String,
+    /// Path inside the repo.
+    pub path: String,
+    /// Its SHA-256.
+    pub sha256: Sha256Digest,
+    /// Its exact size; `None` for `kernel.toml`, whose size is not pinned and
+    /// is limited to [`MAX_FILE_SIZE`].
+    pub size: Option<u64>,
+}
+
+impl PinnedFile {
+    /// The `kernel.toml` a lock entry pins.
+    pub fn manifest(locked: &LockedKernel) -> Self {
+        PinnedFile {
+            repo_type: locked.repo_type,
+            repo: locked.repo.clone(),
+            commit: locked.commit.clone(),
+            path: MANIFEST.to_string(),
+            sha256: locked.manifest_sha256,
+            size: None,
+        }
+    }
+
+    /// An artifact of the kernel `locked` pins.
+    pub fn artifact(locked: &LockedKernel, artifact: &Artifact) -> Self {
+        PinnedFile {
+            repo_type: locked.repo_type,
+            repo: locked.repo.clone(),
+            commit: locked.commit.clone(),
+            path: artifact.path.get_ref().clone(),
+            sha256: *artifact.sha256.get_ref(),
+            size: Some(*artifact.size.get_ref()),
+        }
+    }
+
+    /// The most bytes this file may have.
+    pub fn limit(&self) -> u64 {
+        self.size.unwrap_or(MAX_FILE_SIZE as u64)
+    }
+
+    /// Whether bytes with this hash and length are this file.
+    pub fn check(&self, actual: Sha256Digest, length: u64) -> Result<(), FileProblem> {
+        if length > self.limit() {
+            return Err(FileProblem::Long {
+                expected: self.limit(),
+            });
+        }
+        if let Some(size) = self.size.filter(|s| length < *s) {
+            return Err(FileProblem::Short {
+                expected: size,
+                actual: length,
+            });
+        }
+        if actual != self.sha256 {
+            return Err(FileProblem::Hash {
+                expected: self.sha256,
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    /// The error for bytes of this file that fail [`PinnedFile::check`].
+    pub fn mismatch(&self, problem: FileProblem) -> Error {
+        Error::Mismatch {
+            repo: self.repo.clone(),
+            file: self.path.clone(),
+            commit: self.commit.clone(),
+            problem,
+        }
+    }
+}
+
+/// What the cache holds for a pinned file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileState {
+    /// Present, and its bytes match the pin.
+    Verified,
+    /// Not there.
+    Missing,
+    /// There, but wrong.
+    Corrupt(FileProblem),
+}
+
+/// A Hub cache directory.
+#[derive(Debug, Clone)]
+pub struct HubCache {
+    root: PathBuf,
+}
+
+impl HubCache {
+    /// The cache rooted at `root` (created on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        HubCache { root: root.into() }
+    }
+
+    /// The cache root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `kernels--owner--name` / `models--owner--name`.
+    pub fn repo_folder(repo_type: RepoType, repo: &str) -> String {
+        format!("{}s--{}", repo_type.as_str(), repo.replace('/', "--"))
+    }
+
+    /// Where the Hub layout puts `file` for readers.
+    pub fn snapshot_path(&self, file: &PinnedFile) -> PathBuf {
+        self.root
+            .join(Self::repo_folder(file.repo_type, &file.repo))
+            .join("snapshots")
+            .join(&file.commit)
+            .join(&file.path)
+    }
+
+    fn blobs_dir(&self, file: &PinnedFile) -> PathBuf {
+        self.root
+            .join(Self::repo_folder(file.repo_type, &file.repo))
+            .join("blobs")
+    }
+
+    /// Hashes what the cache holds for `file`.
+    pub fn state(&self, file: &PinnedFile) -> io::Result<FileState> {
+        let opened = match std::fs::File::open(self.snapshot_path(file)) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(FileState::Missing),
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{e}: {}", self.snapshot_path(file).display()))),
+        };
+        let (digest, length) = hash_limited(opened, file.limit(), |_| Ok(()))?;
+        Ok(match file.check(digest, length) {
+            Ok(()) => FileState::Verified,
+            Err(problem) => FileState::Corrupt(problem),
+        })
+    }
+
+    /// The bytes of `file`, hashed as they are read and returned only if they
+    /// match the pin.
+    pub fn read_verified(&self, file: &PinnedFile) -> Result<Vec<u8>, Error> {
+        let path = self.snapshot_path(file);
+        let opened = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::NotCached {
+                    repo: file.repo.clone(),
+                    file: file.path.clone(),
+                    commit: file.commit.clone(),
+                    cache: self.root.clone(),
+                });
+            }
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{e}: {}", path.display())).into()),
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(file.size.unwrap_or(0)).unwrap_or(0));
+        let (digest, length) = hash_limited(opened, file.limit(), |chunk| {
+            bytes.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        file.check(digest, length).map_err(|p| file.mismatch(p))?;
+        Ok(bytes)
+    }
+
+    /// The verified, parsed `kernel.toml` of a locked kernel.
+    pub fn load_manifest(&self, locked: &LockedKernel) -> Result<KernelManifest, Error> {
+        let file = PinnedFile::manifest(locked);
+        let bytes = self.read_verified(&file)?;
+        parse_manifest(&bytes, &file)
+    }
+
+    /// The verified bytes of one artifact of a locked kernel.
+    pub fn load_artifact(&self, locked: &LockedKernel, artifact: &Artifact) -> Result<Vec<u8>, Error> {
+        self.read_verified(&PinnedFile::artifact(locked, artifact))
+    }
+
+    /// Takes the cross-process lock for writing `file`'s blob, waiting for
+    /// another writer if there is one. Dropping the handle releases it.
+    pub(crate) fn lock_blob(&self, file: &PinnedFile) -> io::Result<std::fs::File> {
+        let dir = self
+            .root
+            .join(".locks")
+            .join(Self::repo_folder(file.repo_type, &file.repo));
+        fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}.lock", file.sha256));
+        let handle = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?
+            .into_parts()
+            .0;
+        match handle.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                tracing::info!(lock = %path.display(), "waiting for another process writing the same file");
+                handle.lock()?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
+        Ok(handle)
+    }
+
+    /// A fresh temporary file beside `file`'s blob; removes the leftovers of
+    /// writers that died. Call with the blob lock held.
+    pub(crate) fn blob_writer(&self, file: &PinnedFile) -> io::Result<tempfile::NamedTempFile> {
+        let dir = self.blobs_dir(file);
+        fs::create_dir_all(&dir)?;
+        self.write_cachedir_tag()?;
+        let prefix = format!("{}.", file.sha256);
+        for entry in fs::read_dir(&dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(&prefix) && name.ends_with(".incomplete") {
+                let _ = fs::remove_file(dir.join(name.as_ref()));
+            }
+        }
+        tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".incomplete")
+            .tempfile_in(&dir)
+    }
+
+    /// Whether the blob for `file` is present and verifies (another process
+    /// may have written it while this one waited for the lock).
+    pub(crate) fn blob_verified(&self, file: &PinnedFile) -> io::Result<bool> {
+        let path = self.blobs_dir(file).join(file.sha256.to_string());
+        match std::fs::File::open(path) {
+            Ok(f) => {
+                let (digest, length) = hash_limited(f, file.limit(), |_| Ok(()))?;
+                Ok(file.check(digest, length).is_ok())
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves a verified temporary file into place as `file`'s blob and
+    /// links the snapshot to it.
+    pub(crate) fn install(&self, file: &PinnedFile, written: tempfile::NamedTempFile) -> io::Result<()> {
+        written.as_file().sync_all()?;
+        let blob = self.blobs_dir(file).join(file.sha256.to_string());
+        written.persist(&blob).map_err(|e| e.error)?;
+        self.link_snapshot(file)
+    }
+
+    /// Points `snapshots/<commit>/<path>` at `file`'s blob, atomically.
+    pub(crate) fn link_snapshot(&self, file: &PinnedFile) -> io::Result<()> {
+        let link = self.snapshot_path(file);
+        let parent = link.parent().expect("snapshot paths have a parent");
+        fs::create_dir_all(parent)?;
+        // From snapshots/<commit>/<dirs…>/<name> up to the repo folder.
+        let depth = 2 + file.path.split('/').count() - 1;
+        let target = PathBuf::from("../".repeat(depth))
+            .join("blobs")
+            .join(file.sha256.to_string());
+        let temporary = tempfile::Builder::new()
+            .prefix(".link-")
+            .make_in(parent, |path| std::os::unix::fs::symlink(&target, path))?;
+        temporary.into_temp_path().persist(&link).map_err(|e| e.error)
+    }
+
+    /// Records that `reference` resolved to `commit`, as `refs/<reference>`.
+    pub fn write_ref(&self, repo_type: RepoType, repo: &str, reference: &str, commit: &str) -> io::Result<()> {
+        if reference == commit {
+            return Ok(());
+        }
+        let path = self
+            .root
+            .join(Self::repo_folder(repo_type, repo))
+            .join("refs")
+            .join(reference);
+        if fs::read_to_string(&path).is_ok_and(|old| old.trim() == commit) {
+            return Ok(());
+        }
+        let parent = path.parent().expect("ref paths have a parent");
+        fs::create_dir_all(parent)?;
+        let mut temporary = tempfile::NamedTempFile::new_in(parent)?;
+        temporary.write_all(commit.as_bytes())?;
+        temporary.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Writes `bytes` already hashed as `file` (the caller verified them).
+    pub(crate) fn install_bytes(&self, file: &PinnedFile, bytes: &[u8]) -> Result<(), Error> {
+        let _lock = self.lock_blob(file)?;
+        let mut written = self.blob_writer(file)?;
+        let (digest, length) = hash_limited(bytes, file.limit(), |chunk| written.write_all(chunk))?;
+        file.check(digest, length).map_err(|p| file.mismatch(p))?;
+        self.install(file, written)?;
+        Ok(())
+    }
+
+    fn write_cachedir_tag(&self) -> io::Result<()> {
+        let path = self.root.join("CACHEDIR.TAG");
+        if !path.exists() {
+            let mut temporary = tempfile::NamedTempFile::new_in(&self.root)?;
+            temporary.write_all(
+                b"Signature: 8a477f597d28d172789f06886806bc55\n# This directory is a Hugging Face Hub cache; kernelhub writes to it too.\n",
+            )?;
+            temporary.persist(&path).map_err(|e| e.error)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `kernel.toml` bytes already verified as `file`.
+pub(crate) fn parse_manifest(bytes: &[u8], file: &PinnedFile) -> Result<KernelManifest, Error> {
+    let name = PathBuf::from(format!("{}@{}/{}", file.repo, &file.commit[..12], file.path));
+    let invalid = |diagnostics: String| Error::Invalid {
+        what: format!("`{}`", name.display()),
+        diagnostics,
+    };
+    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+    let parsed = KernelManifest::parse(text, &name, Strictness::Load);
+    match parsed.value {
+        Some(manifest) if parsed.complete => Ok(manifest),
+        _ => {
+            let rendered: Vec<String> = parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == kernelhub_manifest::Severity::Error)
+                .map(|d| d.render(Some(text)))
+                .collect();
+            Err(invalid(rendered.join("\n")))
+        }
+    }
+}
+
+/// Hashes what `reader` yields, passing each chunk to `sink`, and stops
+/// after `limit + 1` bytes so an oversize file is never read to its end.
+pub(crate) fn hash_limited(
+    mut reader: impl Read,
+    limit: u64,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<(Sha256Digest, u64)> {
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let room = (limit + 1 - total).min(buffer.len() as u64) as usize;
+        if room == 0 {
+            break;
+        }
+        let n = match reader.read(&mut buffer[..room]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buffer[..n]);
+        sink(&buffer[..n])?;
+        total += n as u64;
+    }
+    Ok((Sha256Digest(hasher.finalize().into()), total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pinned(bytes: &[u8], path: &str) -> PinnedFile {
+        PinnedFile {
+            repo_type: RepoType::Model,
+            repo: "acme/k".into(),
+            commit: "a".repeat(40),
+            path: path.into(),
+            sha256: Sha256Digest::of(bytes),
+            size: Some(bytes.len() as u64),
+        }
+    }
+
+    #[test]
+    fn installed_files_use_the_hub_layout_and_read_back_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(dir.path());
+        let file = pinned(b"ptx bytes", "build/cuda/k.ptx");
+        assert_eq!(cache.state(&file).unwrap(), FileState::Missing);
+        assert!(matches!(cache.read_verified(&file), Err(Error::NotCached { .. })));
+        cache.install_bytes(&file, b"ptx bytes").unwrap();
+        let link = dir.path().join(format!("models--acme--k/snapshots/{}/build/cuda/k.ptx", "a".repeat(40)));
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            PathBuf::from(format!("../../../../blobs/{}", file.sha256))
+        );
+        assert_eq!(cache.read_verified(&file).unwrap(), b"ptx bytes");
+        assert_eq!(cache.state(&file).unwrap(), FileState::Verified);
+        assert!(dir.path().join("CACHEDIR.TAG").exists());
+    }
+
+    #[test]
+    fn wrong_bytes_are_refused_and_leave_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(dir.path());
+        let file = pinned(b"right", "k.wgsl");
+        let error = cache.install_bytes(&file, b"wrong").unwrap_err().to_string();
+        assert!(error.contains("Expected: ") && error.contains("Computed: "), "{error}");
+        let long = cache.install_bytes(&file, b"right and more").unwrap_err().to_string();
+        assert!(long.contains("larger than its pinned 5 bytes"), "{long}");
+        assert_eq!(cache.state(&file).unwrap(), FileState::Missing);
+        let blobs = dir.path().join("models--acme--k/blobs");
+        assert_eq!(std::fs::read_dir(blobs).unwrap().count(), 0, "no temporary file left");
+    }
+
+    #[test]
+    fn a_changed_blob_is_caught_at_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(dir.path());
+        let file = pinned(b"original", "k.wgsl");
+        cache.install_bytes(&file, b"original").unwrap();
+        std::fs::write(cache.snapshot_path(&file), b"origina1").unwrap();
+        let error = cache.read_verified(&file).unwrap_err().to_string();
+        assert!(error.contains("does not match its pinned hash"), "{error}");
+        assert!(matches!(cache.state(&file).unwrap(), FileState::Corrupt(FileProblem::Hash { .. })));
+    }
+}

@@ -1,0 +1,302 @@
+//! The only code that talks to a Hub: `hf-hub` underneath, kernelhub's retry
+//! policy and errors on top.
+//!
+//! `hf-hub`'s own retries are turned off so one policy governs everything:
+//! transient failures (connection errors, timeouts, a body cut short, 408,
+//! 5xx, 429) are retried with exponential backoff, and a 429's
+//! `Retry-After` is honoured. A 404 becomes one of three errors (no repo, no
+//! revision, no file) from the Hub's `X-Error-Code`. The token goes only
+//! into the `Authorization` header; redirects to another host (a CDN or
+//! mirror) drop it, as `reqwest` does for every cross-origin redirect.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use hf_hub::{HFClient, HFError, HFRepository, RepoType as HubRepoType, RepoTypeKernel, RepoTypeModel};
+use kernelhub_manifest::hash::Sha256Digest;
+use kernelhub_manifest::project::RepoType;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, FileProblem};
+use crate::settings::{Connectivity, Settings};
+
+/// The longest `Retry-After` honoured; a longer one is waited this long.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The first backoff; it doubles each attempt.
+const BASE_BACKOFF: Duration = Duration::from_millis(200);
+
+/// A tag or branch and the commit it points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ref {
+    /// Short name, e.g. `v1.2.0` or `main`.
+    pub name: String,
+    /// The 40-hex commit.
+    pub commit: String,
+}
+
+/// A repo's tags and branches.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Refs {
+    /// Tags.
+    pub tags: Vec<Ref>,
+    /// Branches.
+    pub branches: Vec<Ref>,
+}
+
+/// A connection to one Hub. Exists only when online.
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    hub: HFClient,
+    endpoint: String,
+    attempts: u32,
+}
+
+/// One failed try.
+enum Failure {
+    /// Worth another try, after at least this long.
+    Transient(Option<Duration>, String),
+    /// Final.
+    Fatal(Error),
+}
+
+impl HubClient {
+    /// A client for `settings`; `None` when offline, so offline code has no
+    /// client to call.
+    pub fn connect(settings: &Settings) -> Result<Option<Self>, Error> {
+        if settings.connectivity == Connectivity::Offline {
+            return Ok(None);
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("kernelhub/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(settings.timeout)
+            .read_timeout(settings.timeout)
+            .build()
+            .map_err(|e| Error::Http {
+                what: "an HTTP client".into(),
+                message: e.to_string(),
+            })?;
+        let mut builder = HFClient::builder()
+            .endpoint(settings.endpoint.clone())
+            .client(http)
+            .cache_dir(settings.cache_dir.clone())
+            .retry_max_attempts(0);
+        if let Some(token) = &settings.token {
+            builder = builder.token(token.expose());
+        }
+        let hub = builder.build().map_err(|e| Error::Http {
+            what: format!("Hub `{}`", settings.endpoint),
+            message: e.to_string(),
+        })?;
+        Ok(Some(HubClient {
+            hub,
+            endpoint: settings.endpoint.clone(),
+            attempts: settings.attempts.max(1),
+        }))
+    }
+
+    /// The Hub's base URL.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The tags and branches of `repo`.
+    pub async fn refs(&self, repo_type: RepoType, repo: &str) -> Result<Refs, Error> {
+        let (owner, name) = hf_hub::split_id(repo);
+        let what = format!("the tags and branches of `{repo}`");
+        self.retrying(&what, || async {
+            let refs = match repo_type {
+                RepoType::Kernel => self.hub.repository(RepoTypeKernel, owner, name).list_refs().send().await,
+                RepoType::Model => self.hub.repository(RepoTypeModel, owner, name).list_refs().send().await,
+            }
+            .map_err(|e| self.classify(e, repo_type, repo, "", ""))?;
+            let convert = |list: Vec<hf_hub::repository::GitRefInfo>| {
+                list.into_iter()
+                    .map(|r| Ref {
+                        name: r.name,
+                        commit: r.target_commit,
+                    })
+                    .collect()
+            };
+            Ok(Refs {
+                tags: convert(refs.tags),
+                branches: convert(refs.branches),
+            })
+        })
+        .await
+    }
+
+    /// Streams `path` of `repo` at `revision` into `sink`, hashing as it
+    /// goes and stopping past `limit` bytes. `reset` is called before each
+    /// try so the sink can start over. Returns the hash and length.
+    pub async fn download(
+        &self,
+        repo_type: RepoType,
+        repo: &str,
+        revision: &str,
+        path: &str,
+        limit: u64,
+        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
+        mut reset: impl FnMut() -> std::io::Result<()>,
+    ) -> Result<(Sha256Digest, u64), Error> {
+        let what = format!("`{path}` of `{repo}` at `{revision}`");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            reset()?;
+            let outcome = match repo_type {
+                RepoType::Kernel => {
+                    let handle = self.hub.repository(RepoTypeKernel, hf_hub::split_id(repo).0, hf_hub::split_id(repo).1);
+                    self.stream_once(&handle, repo_type, repo, revision, path, limit, &mut sink).await
+                }
+                RepoType::Model => {
+                    let handle = self.hub.repository(RepoTypeModel, hf_hub::split_id(repo).0, hf_hub::split_id(repo).1);
+                    self.stream_once(&handle, repo_type, repo, revision, path, limit, &mut sink).await
+                }
+            };
+            match outcome {
+                Ok(done) => return Ok(done),
+                Err(failure) => self.after_failure(attempt, failure, &what).await?,
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_once<T: HubRepoType>(
+        &self,
+        handle: &HFRepository<T>,
+        repo_type: RepoType,
+        repo: &str,
+        revision: &str,
+        path: &str,
+        limit: u64,
+        sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
+    ) -> Result<(Sha256Digest, u64), Failure> {
+        let (_, mut stream) = handle
+            .download_file_stream()
+            .filename(path)
+            .revision(revision)
+            .send()
+            .await
+            .map_err(|e| self.classify(e, repo_type, repo, revision, path))?;
+        let mut hasher = Sha256::new();
+        let mut total = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| self.classify(e, repo_type, repo, revision, path))?;
+            total += chunk.len() as u64;
+            if total > limit {
+                // Stop reading: dropping the stream closes the connection.
+                return Err(Failure::Fatal(Error::Mismatch {
+                    repo: repo.to_string(),
+                    file: path.to_string(),
+                    commit: revision.to_string(),
+                    problem: FileProblem::Long { expected: limit },
+                }));
+            }
+            hasher.update(&chunk);
+            sink(&chunk).map_err(|e| Failure::Fatal(e.into()))?;
+        }
+        Ok((Sha256Digest(hasher.finalize().into()), total))
+    }
+
+    /// Runs `op` until it succeeds, fails for good, or runs out of tries.
+    async fn retrying<T, Fut>(&self, what: &str, op: impl Fn() -> Fut) -> Result<T, Error>
+    where
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match op().await {
+                Ok(value) => return Ok(value),
+                Err(failure) => self.after_failure(attempt, failure, what).await?,
+            }
+        }
+    }
+
+    /// Gives up on a final failure or the last try; otherwise waits.
+    async fn after_failure(&self, attempt: u32, failure: Failure, what: &str) -> Result<(), Error> {
+        match failure {
+            Failure::Fatal(error) => Err(error),
+            Failure::Transient(_, message) if attempt >= self.attempts => Err(Error::Http {
+                what: what.to_string(),
+                message: format!("{message} (tried {attempt} times)"),
+            }),
+            Failure::Transient(wait, message) => {
+                self.back_off(attempt, wait, what, &message).await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn back_off(&self, attempt: u32, retry_after: Option<Duration>, what: &str, message: &str) {
+        let backoff = BASE_BACKOFF * 2u32.saturating_pow(attempt - 1);
+        let wait = retry_after.map_or(backoff, |w| w.min(MAX_RETRY_AFTER));
+        tracing::warn!(%what, %message, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+        tokio::time::sleep(wait).await;
+    }
+
+    /// Sorts an `hf-hub` error into retry-worthy or final, with kernelhub's
+    /// messages for the final ones.
+    fn classify(&self, error: HFError, repo_type: RepoType, repo: &str, revision: &str, path: &str) -> Failure {
+        let repo_not_found = || Error::RepoNotFound {
+            repo: repo.to_string(),
+            repo_type: repo_type.as_str(),
+            endpoint: self.endpoint.clone(),
+        };
+        let revision_not_found = || Error::RevisionNotFound {
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+            name: repo.rsplit('/').next().unwrap_or(repo).to_string(),
+        };
+        let by_code = |code: Option<&str>| match code {
+            Some("RepoNotFound") => repo_not_found(),
+            Some("RevisionNotFound") => revision_not_found(),
+            _ => Error::FileNotFound {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+                file: path.to_string(),
+            },
+        };
+        match error {
+            HFError::RepoNotFound { .. } => Failure::Fatal(repo_not_found()),
+            HFError::RevisionNotFound { .. } => Failure::Fatal(revision_not_found()),
+            HFError::EntryNotFound { context, .. } => {
+                Failure::Fatal(by_code(context.as_ref().and_then(|c| c.error_code.as_deref())))
+            }
+            // The Hub answers 401 for a repo it will not admit exists.
+            HFError::AuthRequired { context } if context.error_code.as_deref() == Some("RepoNotFound") => {
+                Failure::Fatal(repo_not_found())
+            }
+            HFError::RateLimited { retry_after, .. } => {
+                Failure::Transient(retry_after, "rate limited (429)".to_string())
+            }
+            HFError::Http { context } if context.status.is_server_error() || context.status.as_u16() == 408 => {
+                Failure::Transient(None, format!("HTTP {}", context.status))
+            }
+            HFError::Request { source, .. }
+                if source.is_timeout() || source.is_connect() || source.is_body() || source.is_request() || source.is_decode() =>
+            {
+                Failure::Transient(None, describe(&source))
+            }
+            other => Failure::Fatal(Error::Http {
+                what: format!("`{path}` of `{repo}`"),
+                message: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// A `reqwest` error with its causes, which hold the useful part.
+fn describe(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_string()
+    } else {
+        error.to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,253 @@
+//! `kernelhub fetch`: everything a lock pins, for chosen platforms, into the
+//! cache — downloaded once, verified while it streams, installed atomically.
+//!
+//! A file already in the cache is hashed, not downloaded; a wrong one is
+//! replaced. Downloads run in parallel, at most `jobs` at a time, and two
+//! processes fetching the same blob serialise on its lock file, so the
+//! second finds the first's verified blob and downloads nothing.
+
+use std::io::{Seek, Write};
+
+use futures::StreamExt;
+use futures::future::join_all;
+use kernelhub_manifest::KernelManifest;
+use kernelhub_manifest::kernel::Dtype;
+use kernelhub_manifest::lock::{LockedKernel, Lockfile};
+use kernelhub_manifest::select::{Platform, select};
+
+use crate::cache::{FileState, HubCache, PinnedFile};
+use crate::client::HubClient;
+use crate::error::Error;
+
+/// Which artifacts to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Platforms {
+    /// Every artifact (`--all`).
+    All,
+    /// What these platforms would use (`--target`, or this machine's).
+    These(Vec<Platform>),
+}
+
+/// How a file came to be in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It was there and verified.
+    Cached,
+    /// It was downloaded and verified.
+    Downloaded,
+}
+
+/// Progress callbacks; the CLI draws bars with them. All do nothing by
+/// default.
+pub trait Observer: Sync {
+    /// The artifacts are known: this many files, this many bytes in all.
+    fn planned(&self, _files: usize, _bytes: u64) {}
+    /// Bytes of a download arrived.
+    fn received(&self, _file: &PinnedFile, _bytes: u64) {}
+    /// A file is in place.
+    fn finished(&self, _file: &PinnedFile, _outcome: Outcome) {}
+}
+
+/// An observer that ignores everything.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// What one kernel needed.
+#[derive(Debug, Clone)]
+pub struct KernelFetch {
+    /// The lock entry.
+    pub locked: LockedKernel,
+    /// Its manifest and each chosen artifact, with how it got there.
+    pub files: Vec<(PinnedFile, Outcome)>,
+    /// (platform, op, dtype) that no artifact can run.
+    pub uncovered: Vec<(Platform, String, Dtype)>,
+}
+
+/// The result of a fetch.
+#[derive(Debug, Clone, Default)]
+pub struct FetchReport {
+    /// One per locked kernel, in lock order.
+    pub kernels: Vec<KernelFetch>,
+}
+
+impl FetchReport {
+    /// Files downloaded and their bytes.
+    pub fn downloaded(&self) -> (usize, u64) {
+        self.count(Outcome::Downloaded)
+    }
+
+    /// Files found verified in the cache and their bytes.
+    pub fn cached(&self) -> (usize, u64) {
+        self.count(Outcome::Cached)
+    }
+
+    fn count(&self, wanted: Outcome) -> (usize, u64) {
+        self.kernels
+            .iter()
+            .flat_map(|k| &k.files)
+            .filter(|(_, o)| *o == wanted)
+            .fold((0, 0), |(n, b), (f, _)| (n + 1, b + f.size.unwrap_or(0)))
+    }
+}
+
+/// The artifacts of `manifest` that `platforms` would use, and the
+/// (platform, op, dtype) nothing covers.
+pub fn chosen_artifacts(
+    locked: &LockedKernel,
+    manifest: &KernelManifest,
+    platforms: &Platforms,
+) -> (Vec<PinnedFile>, Vec<(Platform, String, Dtype)>) {
+    let mut indices: Vec<usize> = Vec::new();
+    let mut uncovered = Vec::new();
+    match platforms {
+        Platforms::All => indices.extend(0..manifest.artifacts.len()),
+        Platforms::These(list) => {
+            for platform in list {
+                let selection = select(manifest, platform);
+                indices.extend(selection.chosen);
+                uncovered.extend(
+                    selection
+                        .uncovered
+                        .into_iter()
+                        .map(|(op, dtype)| (platform.clone(), op, dtype)),
+                );
+            }
+        }
+    }
+    indices.sort_unstable();
+    indices.dedup();
+    let files = indices
+        .into_iter()
+        .map(|i| PinnedFile::artifact(locked, &manifest.artifacts[i]))
+        .collect();
+    (files, uncovered)
+}
+
+/// Fetches what `lock` pins for `platforms` into `cache`. With no client
+/// (offline) it only checks that everything is already there.
+pub async fn fetch(
+    client: Option<&HubClient>,
+    cache: &HubCache,
+    lock: &Lockfile,
+    platforms: &Platforms,
+    jobs: usize,
+    observer: &dyn Observer,
+) -> Result<FetchReport, Error> {
+    let manifests = join_all(lock.kernels.iter().map(|locked| async move {
+        let file = PinnedFile::manifest(locked);
+        let outcome = ensure(client, cache, &file, observer).await?;
+        cache.write_ref(locked.repo_type, &locked.repo, &locked.reference, &locked.commit)?;
+        let manifest = cache.load_manifest(locked)?;
+        Ok::<_, Error>((locked, manifest, (file, outcome)))
+    }))
+    .await;
+    let mut errors = Vec::new();
+    let mut kernels = Vec::new();
+    let mut work = Vec::new();
+    for result in manifests {
+        match result {
+            Ok((locked, manifest, manifest_file)) => {
+                let (files, uncovered) = chosen_artifacts(locked, &manifest, platforms);
+                work.extend(files.into_iter().map(|f| (kernels.len(), f)));
+                kernels.push(KernelFetch {
+                    locked: locked.clone(),
+                    files: vec![manifest_file],
+                    uncovered,
+                });
+            }
+            Err(error) => errors.push(error),
+        }
+    }
+    observer.planned(work.len(), work.iter().map(|(_, f)| f.size.unwrap_or(0)).sum());
+    let mut results = futures::stream::iter(work.into_iter().map(|(kernel, file)| async move {
+        let outcome = ensure(client, cache, &file, observer).await;
+        (kernel, file, outcome)
+    }))
+    .buffer_unordered(jobs.max(1));
+    while let Some((kernel, file, outcome)) = results.next().await {
+        match outcome {
+            Ok(outcome) => kernels[kernel].files.push((file, outcome)),
+            Err(error) => errors.push(error),
+        }
+    }
+    for kernel in &mut kernels {
+        kernel.files[1..].sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    }
+    match errors.len() {
+        0 => Ok(FetchReport { kernels }),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Several(errors)),
+    }
+}
+
+/// Makes `file` present and verified in the cache.
+pub async fn ensure(
+    client: Option<&HubClient>,
+    cache: &HubCache,
+    file: &PinnedFile,
+    observer: &dyn Observer,
+) -> Result<Outcome, Error> {
+    let state = blocking(cache, file, |cache, file| cache.state(file)).await?;
+    if state == FileState::Verified {
+        observer.finished(file, Outcome::Cached);
+        return Ok(Outcome::Cached);
+    }
+    let Some(client) = client else {
+        return Err(match state {
+            FileState::Corrupt(problem) => file.mismatch(problem),
+            _ => Error::NotCached {
+                repo: file.repo.clone(),
+                file: file.path.clone(),
+                commit: file.commit.clone(),
+                cache: cache.root().to_path_buf(),
+            },
+        });
+    };
+    let lock = blocking(cache, file, |cache, file| cache.lock_blob(file)).await?;
+    if blocking(cache, file, |cache, file| cache.blob_verified(file)).await? {
+        // Another process wrote it while this one waited for the lock.
+        cache.link_snapshot(file)?;
+        drop(lock);
+        observer.finished(file, Outcome::Cached);
+        return Ok(Outcome::Cached);
+    }
+    let mut written = cache.blob_writer(file)?;
+    let (digest, length) = {
+        let sink_target = std::cell::RefCell::new(written.as_file_mut());
+        client
+            .download(
+                file.repo_type,
+                &file.repo,
+                &file.commit,
+                &file.path,
+                file.limit(),
+                |chunk| {
+                    observer.received(file, chunk.len() as u64);
+                    sink_target.borrow_mut().write_all(chunk)
+                },
+                || {
+                    let mut target = sink_target.borrow_mut();
+                    target.set_len(0)?;
+                    target.rewind()
+                },
+            )
+            .await?
+    };
+    file.check(digest, length).map_err(|p| file.mismatch(p))?;
+    cache.install(file, written)?;
+    drop(lock);
+    observer.finished(file, Outcome::Downloaded);
+    Ok(Outcome::Downloaded)
+}
+
+/// Runs file work (hashing, waiting for a lock) off the async threads.
+async fn blocking<T: Send + 'static>(
+    cache: &HubCache,
+    file: &PinnedFile,
+    work: impl FnOnce(&HubCache, &PinnedFile) -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    let (cache, file) = (cache.clone(), file.clone());
+    tokio::task::spawn_blocking(move || work(&cache, &file))
+        .await
+        .map_err(std::io::Error::other)?
+}
