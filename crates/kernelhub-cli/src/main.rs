@@ -3,6 +3,7 @@
 //! so everything users read is written from here.
 
 mod check;
+mod hub;
 mod manifest;
 
 use std::io::Write;
@@ -26,6 +27,15 @@ enum Command {
     /// Maintain a kernel.toml.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Resolve kernels.toml into kernels.lock (commits and manifest hashes).
+    Lock(hub::LockArgs),
+    /// Download and verify what kernels.lock pins, for this machine or named platforms.
+    Fetch(hub::FetchArgs),
+    /// Re-hash what kernels.lock pins in the cache; list missing or corrupt files.
+    Verify(hub::VerifyArgs),
+    /// Carry a lock and its files to an air-gapped machine.
+    #[command(subcommand)]
+    Bundle(hub::BundleCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -80,6 +90,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Manifest(ManifestCommand::Update(args)) => manifest::update(args),
+        Command::Lock(args) => hub::lock(args),
+        Command::Fetch(args) => hub::fetch(args),
+        Command::Verify(args) => hub::verify(args),
+        Command::Bundle(command) => hub::bundle(command),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -1,1 +1,214 @@
-//! placeholder
+//! Air-gapped transfer: one archive with a lock and exactly the cache files
+//! it needs, and an import that verifies every byte before anything enters
+//! the cache.
+//!
+//! The archive is a gzip-compressed tar with a fixed order, so an importer
+//! can verify each file as it streams out, knowing its pin in advance:
+//!
+//! ```text
+//! kernels.lock                                   first, always
+//! <repo-folder>/<commit>/kernel.toml             pinned by the lock
+//! <repo-folder>/<commit>/<artifact path>         pinned by that manifest
+//! ...
+//! ```
+//!
+//! Entries carry no owner, time or mode beyond 0644, so the same cache gives
+//! the same bytes. Import stages everything in a directory inside the cache
+//! (same file system, so installing is a rename) and installs only after the
+//! last entry verified: a bundle with one wrong byte is refused whole and
+//! leaves the cache as it was. Links, devices, absolute paths, `..`, files
+//! the lock does not pin and duplicates are refused.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use fs_err as fs;
+use kernelhub_manifest::lock::{LockedKernel, Lockfile};
+use kernelhub_manifest::{KernelManifest, MAX_FILE_SIZE, Strictness};
+
+use crate::cache::{HubCache, MANIFEST, PinnedFile, hash_limited, parse_manifest};
+use crate::error::Error;
+use crate::fetch::{Platforms, chosen_artifacts};
+
+/// The lock's name inside a bundle.
+const LOCK_ENTRY: &str = "kernels.lock";
+
+/// What a bundle holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BundleSummary {
+    /// Files, the lock included.
+    pub files: usize,
+    /// Their bytes before compression.
+    pub bytes: u64,
+}
+
+/// Writes `out`: `lock` plus the verified cache files it pins for `platforms`.
+/// Reads only the cache (run `fetch` first); `out` appears only when complete.
+pub fn create(cache: &HubCache, lock: &Lockfile, platforms: &Platforms, out: &Path) -> Result<BundleSummary, Error> {
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let temporary = tempfile::Builder::new()
+        .prefix(".kernelhub-bundle-")
+        .tempfile_in(&parent)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{e}: {}", parent.display())))?;
+    let mut archive = tar::Builder::new(GzEncoder::new(temporary, Compression::default()));
+    let mut summary = BundleSummary::default();
+    let mut append = |name: &str, bytes: &[u8]| -> Result<(), Error> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        archive.append_data(&mut header, name, bytes)?;
+        summary.files += 1;
+        summary.bytes += bytes.len() as u64;
+        Ok(())
+    };
+    append(LOCK_ENTRY, lock.to_toml().as_bytes())?;
+    for locked in &lock.kernels {
+        let manifest_file = PinnedFile::manifest(locked);
+        let manifest_bytes = cache.read_verified(&manifest_file)?;
+        let manifest = parse_manifest(&manifest_bytes, &manifest_file)?;
+        append(&entry_name(&manifest_file), &manifest_bytes)?;
+        for file in chosen_artifacts(locked, &manifest, platforms).0 {
+            append(&entry_name(&file), &cache.read_verified(&file)?)?;
+        }
+    }
+    let encoder = archive.into_inner()?;
+    let temporary = encoder.finish()?;
+    temporary.as_file().sync_all()?;
+    temporary
+        .persist(out)
+        .map_err(|e| std::io::Error::new(e.error.kind(), format!("{}: {}", e.error, out.display())))?;
+    Ok(summary)
+}
+
+fn entry_name(file: &PinnedFile) -> String {
+    format!(
+        "{}/{}/{}",
+        HubCache::repo_folder(file.repo_type, &file.repo),
+        file.commit,
+        file.path
+    )
+}
+
+/// Verifies every file of `bundle` and, only if all do, installs them into
+/// `cache`. With `expected`, the bundle's lock must pin exactly the same.
+pub fn import(cache: &HubCache, bundle: &Path, expected: Option<&Lockfile>) -> Result<(Lockfile, BundleSummary), Error> {
+    let refuse = |reason: String| Error::BundleRefused {
+        bundle: bundle.to_path_buf(),
+        reason,
+    };
+    fs::create_dir_all(cache.root())?;
+    cache.write_cachedir_tag()?;
+    let staging = tempfile::Builder::new()
+        .prefix(".kernelhub-import-")
+        .tempdir_in(cache.root())?;
+    let mut archive = tar::Archive::new(GzDecoder::new(fs::File::open(bundle)?));
+    let mut lock: Option<Lockfile> = None;
+    let mut manifests: HashMap<String, KernelManifest> = HashMap::new();
+    let mut staged: Vec<(PinnedFile, tempfile::TempPath)> = Vec::new();
+    let mut summary = BundleSummary::default();
+    let entries = archive.entries().map_err(|e| refuse(format!("not a bundle: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| refuse(format!("unreadable archive: {e}")))?;
+        let name = entry
+            .path()
+            .ok()
+            .and_then(|p| p.to_str().map(str::to_string))
+            .ok_or_else(|| refuse("an entry's name is not UTF-8".into()))?;
+        if entry.header().entry_type() != tar::EntryType::Regular {
+            return Err(refuse(format!("`{name}` is not a regular file")));
+        }
+        let Some(lock) = lock.as_ref() else {
+            if name != LOCK_ENTRY {
+                return Err(refuse(format!("the first entry must be `{LOCK_ENTRY}`, not `{name}`")));
+            }
+            let mut text = String::new();
+            entry
+                .by_ref()
+                .take(MAX_FILE_SIZE as u64 + 1)
+                .read_to_string(&mut text)
+                .map_err(|e| refuse(format!("`{LOCK_ENTRY}` is unreadable: {e}")))?;
+            let parsed = Lockfile::parse(&text, Path::new(LOCK_ENTRY), Strictness::Load);
+            let read = parsed
+                .value
+                .filter(|_| parsed.complete)
+                .ok_or_else(|| refuse(format!("its `{LOCK_ENTRY}` is not valid")))?;
+            if let Some(expected) = expected
+                && expected.kernels != read.kernels
+            {
+                return Err(refuse(format!(
+                    "its `{LOCK_ENTRY}` pins different kernels than the lock given with `--lock`"
+                )));
+            }
+            summary.files += 1;
+            summary.bytes += text.len() as u64;
+            lock = Some(read);
+            continue;
+        };
+        let (locked, path) = locate(lock, &name).ok_or_else(|| refuse(format!("`{name}` is not a file the bundle's lock pins")))?;
+        let file = if path == MANIFEST {
+            PinnedFile::manifest(locked)
+        } else {
+            let manifest = manifests
+                .get(&locked.name)
+                .ok_or_else(|| refuse(format!("`{name}` comes before its kernel's `{MANIFEST}`")))?;
+            let artifact = manifest
+                .artifacts
+                .iter()
+                .find(|a| a.path.get_ref() == path)
+                .ok_or_else(|| refuse(format!("`{name}` is not an artifact of its kernel's manifest")))?;
+            PinnedFile::artifact(locked, artifact)
+        };
+        if staged.iter().any(|(f, _)| *f == file) {
+            return Err(refuse(format!("`{name}` appears twice")));
+        }
+        let mut target = tempfile::NamedTempFile::new_in(staging.path())?;
+        let (digest, length) = hash_limited(&mut entry, file.limit(), |chunk| target.write_all(chunk))
+            .map_err(|e| refuse(format!("`{name}` is unreadable: {e}")))?;
+        file.check(digest, length)
+            .map_err(|problem| refuse(format!("`{name}` {problem}")))?;
+        if path == MANIFEST {
+            let bytes = fs::read(target.path())?;
+            manifests.insert(locked.name.clone(), parse_manifest(&bytes, &file)?);
+        }
+        target.as_file().sync_all()?;
+        summary.files += 1;
+        summary.bytes += length;
+        staged.push((file, target.into_temp_path()));
+    }
+    let lock = lock.ok_or_else(|| refuse("it is empty".into()))?;
+    if let Some(missing) = lock.kernels.iter().find(|k| !manifests.contains_key(&k.name)) {
+        return Err(refuse(format!("it lacks the `{MANIFEST}` of `{}`", missing.name)));
+    }
+    // Everything verified: install.
+    for (file, path) in staged {
+        let _guard = cache.lock_blob(&file)?;
+        cache.install(&file, path)?;
+    }
+    for locked in &lock.kernels {
+        cache.write_ref(locked.repo_type, &locked.repo, &locked.reference, &locked.commit)?;
+    }
+    Ok((lock, summary))
+}
+
+/// The lock entry and repo path an entry name points at.
+fn locate<'a>(lock: &'a Lockfile, name: &'a str) -> Option<(&'a LockedKernel, &'a str)> {
+    let mut parts = name.splitn(3, '/');
+    let (folder, commit, path) = (parts.next()?, parts.next()?, parts.next()?);
+    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return None;
+    }
+    let locked = lock
+        .kernels
+        .iter()
+        .find(|k| k.commit == commit && HubCache::repo_folder(k.repo_type, &k.repo) == folder)?;
+    Some((locked, path))
+}

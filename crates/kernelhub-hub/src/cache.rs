@@ -284,10 +284,14 @@ impl HubCache {
 
     /// Moves a verified temporary file into place as `file`'s blob and
     /// links the snapshot to it.
-    pub(crate) fn install(&self, file: &PinnedFile, written: tempfile::NamedTempFile) -> io::Result<()> {
-        written.as_file().sync_all()?;
-        let blob = self.blobs_dir(file).join(file.sha256.to_string());
-        written.persist(&blob).map_err(|e| e.error)?;
+    /// `written` must be on the cache's file system and already synced.
+    /// Call with the blob lock held.
+    pub(crate) fn install(&self, file: &PinnedFile, written: tempfile::TempPath) -> io::Result<()> {
+        let dir = self.blobs_dir(file);
+        fs::create_dir_all(&dir)?;
+        written
+            .persist(dir.join(file.sha256.to_string()))
+            .map_err(|e| e.error)?;
         self.link_snapshot(file)
     }
 
@@ -334,11 +338,12 @@ impl HubCache {
         let mut written = self.blob_writer(file)?;
         let (digest, length) = hash_limited(bytes, file.limit(), |chunk| written.write_all(chunk))?;
         file.check(digest, length).map_err(|p| file.mismatch(p))?;
-        self.install(file, written)?;
+        written.as_file().sync_all()?;
+        self.install(file, written.into_temp_path())?;
         Ok(())
     }
 
-    fn write_cachedir_tag(&self) -> io::Result<()> {
+    pub(crate) fn write_cachedir_tag(&self) -> io::Result<()> {
         let path = self.root.join("CACHEDIR.TAG");
         if !path.exists() {
             let mut temporary = tempfile::NamedTempFile::new_in(&self.root)?;

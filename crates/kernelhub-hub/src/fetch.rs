@@ -234,7 +234,8 @@ pub async fn ensure(
             .await?
     };
     file.check(digest, length).map_err(|p| file.mismatch(p))?;
-    cache.install(file, written)?;
+    written.as_file().sync_all()?;
+    cache.install(file, written.into_temp_path())?;
     drop(lock);
     observer.finished(file, Outcome::Downloaded);
     Ok(Outcome::Downloaded)

@@ -263,8 +263,10 @@ mod tests {
             let s = resolve(&none, None, &[(env::HOME, "/u"), (env::HF_HUB_OFFLINE, on)]);
             assert_eq!(s.connectivity, Connectivity::Offline);
         }
-        let bad = Settings::resolve(&none, None, |n| {
-            (n == env::HF_HUB_OFFLINE).then(|| "maybe".to_string())
+        let bad = Settings::resolve(&none, None, |n| match n {
+            env::HF_HUB_OFFLINE => Some("maybe".to_string()),
+            env::HOME => Some("/u".to_string()),
+            _ => None,
         });
         assert!(bad.unwrap_err().to_string().contains("`HF_HUB_OFFLINE`"));
         let s = resolve(&none, None, &[(env::HOME, "/u"), (env::HF_TOKEN, "hf_secret")]);

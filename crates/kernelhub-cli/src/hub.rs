@@ -1,0 +1,509 @@
+//! `kernelhub lock`, `fetch`, `verify` and `bundle`: the operator's
+//! commands. Each reads `kernels.toml` / `kernels.lock` from the project
+//! directory, resolves settings (flags > `[hub]` > environment), builds a
+//! Hub client only when online, and reports like cargo: one right-aligned
+//! verb per line on stderr, an optional JSON summary on stdout.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use kernelhub_hub::fetch::{FetchReport, Observer, Outcome as FileOutcome, Platforms};
+use kernelhub_hub::resolve::Update;
+use kernelhub_hub::settings::{Overrides, Settings};
+use kernelhub_hub::{HubCache, HubClient, PinnedFile, bundle, fetch, platform, resolve, verify};
+use kernelhub_manifest::lock::Lockfile;
+use kernelhub_manifest::project::{ProjectManifest, RepoType};
+use kernelhub_manifest::select::Platform;
+use kernelhub_manifest::Strictness;
+
+use crate::{Outcome, eprint};
+
+type CliResult = Result<Outcome, Box<dyn std::error::Error>>;
+
+/// Where the project is and how to reach the Hub; shared by every command.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HubArgs {
+    /// Directory holding `kernels.toml` and `kernels.lock`.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    project: PathBuf,
+    /// Hub base URL [env: HF_ENDPOINT]
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// Hub cache directory [env: KERNELHUB_CACHE, HF_HUB_CACHE, HF_HOME]
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Repo type for dependencies that do not set one: kernel or model.
+    #[arg(long, value_parser = parse_repo_type)]
+    repo_type: Option<RepoType>,
+    /// Never use the network [env: HF_HUB_OFFLINE=1]
+    #[arg(long)]
+    offline: bool,
+}
+
+fn parse_repo_type(text: &str) -> Result<RepoType, String> {
+    text.parse()
+}
+
+/// Which platforms' artifacts a command covers.
+#[derive(Debug, clap::Args)]
+pub(crate) struct TargetArgs {
+    /// A platform to fetch for: `cuda:sm_XY`, `rocm:gfxNNN` or `wgpu`; repeatable [default: this machine]
+    #[arg(long = "target", value_name = "PLATFORM", value_parser = parse_platform)]
+    targets: Vec<Platform>,
+    /// Every artifact of every kernel.
+    #[arg(long, conflicts_with = "targets")]
+    all: bool,
+}
+
+fn parse_platform(text: &str) -> Result<Platform, String> {
+    text.parse().map_err(|e: kernelhub_manifest::select::PlatformError| e.to_string())
+}
+
+impl TargetArgs {
+    fn platforms(&self) -> Platforms {
+        if self.all {
+            Platforms::All
+        } else if self.targets.is_empty() {
+            Platforms::These(platform::host_platforms())
+        } else {
+            Platforms::These(self.targets.clone())
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct LockArgs {
+    #[command(flatten)]
+    hub: HubArgs,
+    /// Re-resolve every dependency, or only those named.
+    #[arg(long, value_name = "NAME", num_args = 0..)]
+    update: Option<Vec<String>>,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct FetchArgs {
+    #[command(flatten)]
+    hub: HubArgs,
+    #[command(flatten)]
+    targets: TargetArgs,
+    /// Downloads at the same time.
+    #[arg(long, short = 'j', default_value_t = 8)]
+    jobs: usize,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    hub: HubArgs,
+    #[command(flatten)]
+    targets: TargetArgs,
+    /// Download again whatever is missing or corrupt.
+    #[arg(long)]
+    repair: bool,
+    /// Print a JSON summary on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum BundleCommand {
+    /// Write one archive with `kernels.lock` and the cache files it pins.
+    Create(BundleCreateArgs),
+    /// Verify a bundle and install it into the cache, all or nothing.
+    Import(BundleImportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BundleCreateArgs {
+    /// The archive to write (a gzip-compressed tar).
+    output: PathBuf,
+    #[command(flatten)]
+    hub: HubArgs,
+    #[command(flatten)]
+    targets: TargetArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct BundleImportArgs {
+    /// The archive to import.
+    bundle: PathBuf,
+    /// Refuse the bundle unless it pins exactly what this lock pins.
+    #[arg(long, value_name = "FILE")]
+    lock: Option<PathBuf>,
+    /// Also write the bundle's lock here.
+    #[arg(long, value_name = "FILE")]
+    write_lock: Option<PathBuf>,
+    #[command(flatten)]
+    hub: HubArgs,
+}
+
+/// The settings, plus `kernels.toml` when the project has one.
+fn settings(args: &HubArgs, project: Option<&ProjectManifest>) -> Result<Settings, Box<dyn std::error::Error>> {
+    let overrides = Overrides {
+        endpoint: args.endpoint.clone(),
+        cache_dir: args.cache_dir.clone(),
+        repo_type: args.repo_type,
+        offline: args.offline,
+    };
+    Ok(Settings::from_env(&overrides, project.map(|p| &p.hub))?)
+}
+
+fn read_project(dir: &Path) -> Result<Option<ProjectManifest>, Box<dyn std::error::Error>> {
+    let path = dir.join("kernels.toml");
+    let text = match fs_err::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let parsed = ProjectManifest::parse(&text, Path::new("kernels.toml"), Strictness::Load);
+    report_diagnostics(&parsed.diagnostics, &text);
+    match parsed.value {
+        Some(project) if parsed.complete => Ok(Some(project)),
+        _ => Err(format!("`{}` has errors (above); fix them and run again", path.display()).into()),
+    }
+}
+
+fn read_lock(dir: &Path) -> Result<Lockfile, Box<dyn std::error::Error>> {
+    let path = dir.join("kernels.lock");
+    let text = match fs_err::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "`{}` does not exist\n  hint: run `kernelhub lock` to resolve `kernels.toml`",
+                path.display()
+            )
+            .into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    parse_lock(&text, &path)
+}
+
+fn parse_lock(text: &str, path: &Path) -> Result<Lockfile, Box<dyn std::error::Error>> {
+    let parsed = Lockfile::parse(text, path, Strictness::Load);
+    report_diagnostics(&parsed.diagnostics, text);
+    match parsed.value {
+        Some(lock) if parsed.complete => Ok(lock),
+        _ => Err(format!(
+            "`{}` has errors (above)\n  hint: run `kernelhub lock` to rewrite it",
+            path.display()
+        )
+        .into()),
+    }
+}
+
+fn report_diagnostics(diagnostics: &[kernelhub_manifest::Diagnostic], text: &str) {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.render(Some(text)));
+        out.push('\n');
+    }
+    eprint(&out);
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+}
+
+/// A cargo-style status line: the verb right-aligned in 12 columns.
+fn status(verb: &str, message: impl std::fmt::Display) {
+    eprint(&format!("{verb:>12} {message}\n"));
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// Writes `text` to `path` atomically, and only if it differs.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<bool> {
+    if fs_err::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut temporary = tempfile::NamedTempFile::new_in(dir)?;
+    temporary.write_all(text.as_bytes())?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(path).map_err(|e| e.error)?;
+    Ok(true)
+}
+
+pub(crate) fn lock(args: LockArgs) -> CliResult {
+    let project = read_project(&args.hub.project)?.ok_or_else(|| {
+        format!(
+            "`{}` does not exist\n  hint: write one listing the kernels to use (see docs/formats.md)",
+            args.hub.project.join("kernels.toml").display()
+        )
+    })?;
+    let settings = settings(&args.hub, Some(&project))?;
+    let lock_path = args.hub.project.join("kernels.lock");
+    let previous = match fs_err::read_to_string(&lock_path) {
+        Ok(text) => Some(parse_lock(&text, &lock_path)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e.into()),
+    };
+    let update = match args.update {
+        None => Update::Stale,
+        Some(names) if names.is_empty() => Update::All,
+        Some(names) => Update::Only(names),
+    };
+    let Some(client) = HubClient::connect(&settings)? else {
+        return Err("`kernelhub lock` needs the Hub, and kernelhub is offline (`--offline` or `HF_HUB_OFFLINE`)\n  hint: lock on a connected machine and carry `kernels.lock` across".into());
+    };
+    let cache = HubCache::new(&settings.cache_dir);
+    let lock = runtime()?.block_on(resolve::lock(
+        &client,
+        &cache,
+        &project,
+        settings.repo_type,
+        previous.as_ref(),
+        &update,
+    ))?;
+    for kernel in &lock.kernels {
+        let before = previous
+            .as_ref()
+            .and_then(|p| p.kernels.iter().find(|k| k.name == kernel.name));
+        let verb = match before {
+            Some(old) if old == kernel => "Locked",
+            Some(_) => "Updated",
+            None => "Added",
+        };
+        status(verb, format!("{} {} ({})", kernel.name, kernel.reference, short(&kernel.commit)));
+    }
+    if let Some(previous) = &previous {
+        for gone in previous.kernels.iter().filter(|p| !lock.kernels.iter().any(|k| k.name == p.name)) {
+            status("Removed", &gone.name);
+        }
+    }
+    let changed = write_atomically(&lock_path, &lock.to_toml())?;
+    status(
+        if changed { "Wrote" } else { "Unchanged" },
+        format!("{} ({} kernels)", lock_path.display(), lock.kernels.len()),
+    );
+    Ok(Outcome::Clean)
+}
+
+/// Draws one progress bar of bytes on a terminal; nothing otherwise.
+struct Bar(ProgressBar);
+
+impl Observer for Bar {
+    fn planned(&self, _files: usize, bytes: u64) {
+        self.0.set_length(bytes);
+    }
+    fn received(&self, _file: &PinnedFile, bytes: u64) {
+        self.0.inc(bytes);
+    }
+    fn finished(&self, file: &PinnedFile, outcome: FileOutcome) {
+        if outcome == FileOutcome::Cached {
+            self.0.inc(file.size.unwrap_or(0));
+        }
+        self.0.set_message(file.path.clone());
+    }
+}
+
+fn progress_bar() -> Bar {
+    let bar = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_msg}") {
+        bar.set_style(style);
+    }
+    Bar(bar)
+}
+
+fn run_fetch(
+    settings: &Settings,
+    lock: &Lockfile,
+    platforms: &Platforms,
+    jobs: usize,
+) -> Result<FetchReport, Box<dyn std::error::Error>> {
+    let client = HubClient::connect(settings)?;
+    let cache = HubCache::new(&settings.cache_dir);
+    let bar = progress_bar();
+    let report = runtime()?.block_on(fetch::fetch(client.as_ref(), &cache, lock, platforms, jobs, &bar));
+    bar.0.finish_and_clear();
+    Ok(report?)
+}
+
+fn describe_platforms(platforms: &Platforms) -> String {
+    match platforms {
+        Platforms::All => "all platforms".to_string(),
+        Platforms::These(list) => list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    match bytes {
+        0..1024 => format!("{bytes} B"),
+        1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),
+        _ => format!("{:.1} MiB", bytes as f64 / 1_048_576.0),
+    }
+}
+
+pub(crate) fn fetch(args: FetchArgs) -> CliResult {
+    let started = Instant::now();
+    let project = read_project(&args.hub.project)?;
+    let settings = settings(&args.hub, project.as_ref())?;
+    let lock = read_lock(&args.hub.project)?;
+    let platforms = args.targets.platforms();
+    let report = run_fetch(&settings, &lock, &platforms, args.jobs)?;
+    for kernel in &report.kernels {
+        for (platform, op, dtype) in &kernel.uncovered {
+            status("Warning", format!("{}: nothing runs `{op}` for {dtype} on `{platform}`", kernel.locked.name));
+        }
+    }
+    let (downloaded, downloaded_bytes) = report.downloaded();
+    let (cached, cached_bytes) = report.cached();
+    let elapsed = started.elapsed();
+    status(
+        "Fetched",
+        format!(
+            "{} kernels for {}: {downloaded} files downloaded ({}), {cached} already cached, in {:.2}s",
+            report.kernels.len(),
+            describe_platforms(&platforms),
+            human_bytes(downloaded_bytes),
+            elapsed.as_secs_f64()
+        ),
+    );
+    if args.json {
+        let kernels: Vec<serde_json::Value> = report
+            .kernels
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "name": k.locked.name,
+                    "repo": k.locked.repo,
+                    "commit": k.locked.commit,
+                    "files": k.files.iter().map(|(f, o)| serde_json::json!({
+                        "path": f.path,
+                        "sha256": f.sha256.to_string(),
+                        "size": f.size,
+                        "outcome": match o { FileOutcome::Cached => "cached", FileOutcome::Downloaded => "downloaded" },
+                    })).collect::<Vec<_>>(),
+                    "uncovered": k.uncovered.iter().map(|(p, op, dtype)| serde_json::json!({
+                        "platform": p.to_string(), "op": op, "dtype": dtype.to_string(),
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let summary = serde_json::json!({
+            "cache": settings.cache_dir,
+            "platforms": describe_platforms(&platforms),
+            "downloaded": { "files": downloaded, "bytes": downloaded_bytes },
+            "cached": { "files": cached, "bytes": cached_bytes },
+            "seconds": elapsed.as_secs_f64(),
+            "kernels": kernels,
+        });
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
+    }
+    Ok(Outcome::Clean)
+}
+
+pub(crate) fn verify(args: VerifyArgs) -> CliResult {
+    let project = read_project(&args.hub.project)?;
+    let settings = settings(&args.hub, project.as_ref())?;
+    let lock = read_lock(&args.hub.project)?;
+    let platforms = args.targets.platforms();
+    let cache = HubCache::new(&settings.cache_dir);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut report = verify::verify(&cache, &lock, &platforms, threads)?;
+    if args.repair && !report.is_clean() {
+        for file in &report.missing {
+            status("Missing", format!("{} `{}` ({})", file.repo, file.path, short(&file.commit)));
+        }
+        for (file, problem) in &report.corrupt {
+            status("Corrupt", format!("{} `{}` {problem}", file.repo, file.path));
+        }
+        let fetched = run_fetch(&settings, &lock, &platforms, 8)?;
+        status("Repaired", format!("{} files downloaded", fetched.downloaded().0));
+        report = verify::verify(&cache, &lock, &platforms, threads)?;
+    }
+    for file in &report.missing {
+        status("Missing", format!("{} `{}` ({})", file.repo, file.path, short(&file.commit)));
+    }
+    for (file, problem) in &report.corrupt {
+        status("Corrupt", format!("{} `{}` {problem}", file.repo, file.path));
+    }
+    let bytes: u64 = report.verified.iter().map(|f| f.size.unwrap_or(0)).sum();
+    status(
+        "Verified",
+        format!(
+            "{} files ({}) for {}; {} missing, {} corrupt",
+            report.verified.len(),
+            human_bytes(bytes),
+            describe_platforms(&platforms),
+            report.missing.len(),
+            report.corrupt.len()
+        ),
+    );
+    if args.json {
+        let list = |files: &mut dyn Iterator<Item = &PinnedFile>| -> Vec<serde_json::Value> {
+            files
+                .map(|f| serde_json::json!({ "repo": f.repo, "commit": f.commit, "path": f.path }))
+                .collect()
+        };
+        let summary = serde_json::json!({
+            "verified": report.verified.len(),
+            "missing": list(&mut report.missing.iter()),
+            "corrupt": list(&mut report.corrupt.iter().map(|(f, _)| f)),
+        });
+        writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&summary)?)?;
+    }
+    if !report.is_clean() {
+        eprint("  hint: run `kernelhub verify --repair` (or `kernelhub fetch`) on a connected machine\n");
+        return Ok(Outcome::Problems);
+    }
+    Ok(Outcome::Clean)
+}
+
+pub(crate) fn bundle(command: BundleCommand) -> CliResult {
+    match command {
+        BundleCommand::Create(args) => {
+            let project = read_project(&args.hub.project)?;
+            let settings = settings(&args.hub, project.as_ref())?;
+            let lock = read_lock(&args.hub.project)?;
+            let platforms = args.targets.platforms();
+            let cache = HubCache::new(&settings.cache_dir);
+            let summary = bundle::create(&cache, &lock, &platforms, &args.output)?;
+            status(
+                "Bundled",
+                format!(
+                    "{} ({} files, {} before compression) for {}",
+                    args.output.display(),
+                    summary.files,
+                    human_bytes(summary.bytes),
+                    describe_platforms(&platforms)
+                ),
+            );
+        }
+        BundleCommand::Import(args) => {
+            let settings = settings(&args.hub, None)?;
+            let expected = match &args.lock {
+                Some(path) => Some(parse_lock(&fs_err::read_to_string(path)?, path)?),
+                None => None,
+            };
+            let cache = HubCache::new(&settings.cache_dir);
+            let (lock, summary) = bundle::import(&cache, &args.bundle, expected.as_ref())?;
+            if let Some(path) = &args.write_lock {
+                write_atomically(path, &lock.to_toml())?;
+            }
+            status(
+                "Imported",
+                format!(
+                    "{} kernels, {} files ({}) into {}",
+                    lock.kernels.len(),
+                    summary.files,
+                    human_bytes(summary.bytes),
+                    settings.cache_dir.display()
+                ),
+            );
+        }
+    }
+    Ok(Outcome::Clean)
+}
