@@ -7,6 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "support/faults.rs"]
+pub mod faults;
+#[path = "support/olah.rs"]
+pub mod olah;
+
 use kernelhub_manifest::check::{CheckReport, check_repo};
 use kernelhub_manifest::hash::Sha256Digest;
 
