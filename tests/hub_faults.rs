@@ -14,7 +14,7 @@ use kernelhub_hub::{Error, HubCache, HubClient, PinnedFile, env};
 use kernelhub_manifest::Lockfile;
 use kernelhub_manifest::project::RepoType;
 use kernelhub_manifest::select::Platform;
-use kernelhub_tests::faults::{Fault, FaultServer, scale_repo};
+use kernelhub_tests::faults::{Fault, scale_repo};
 
 const TOKEN: &str = "hf_test_secret_token";
 
@@ -51,7 +51,9 @@ fn run(settings: &Settings, lock: &Lockfile) -> Result<kernelhub_hub::fetch::Fet
 /// The artifact's pin, from the manifest the server serves.
 fn artifact(settings: &Settings, lock: &Lockfile) -> PinnedFile {
     let cache = HubCache::new(&settings.cache_dir);
-    let manifest = cache.load_manifest(&lock.kernels[0]).expect("manifest cached");
+    let manifest = cache
+        .load_manifest(&lock.kernels[0])
+        .expect("manifest cached");
     PinnedFile::artifact(&lock.kernels[0], &manifest.artifacts[0])
 }
 
@@ -66,7 +68,11 @@ fn assert_nothing_usable(settings: &Settings, lock: &Lockfile) {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, [lock.kernels[0].manifest_sha256.to_string()], "only the manifest's blob");
+    assert_eq!(
+        names,
+        [lock.kernels[0].manifest_sha256.to_string()],
+        "only the manifest's blob"
+    );
 }
 
 fn wgsl(size: usize) -> Vec<u8> {
@@ -85,21 +91,41 @@ fn wrong_bytes_are_refused_naming_repo_file_and_both_hashes() {
     let settings = settings(&server.endpoint, dir.path(), "5", "3");
     let error = run(&settings, &lock).unwrap_err().to_string();
     let expected = artifact(&settings, &lock).sha256.to_string();
-    for part in ["`scale.wgsl`", "`acme/scale`", "Expected: ", &expected, "Computed: "] {
+    for part in [
+        "`scale.wgsl`",
+        "`acme/scale`",
+        "Expected: ",
+        &expected,
+        "Computed: ",
+    ] {
         assert!(error.contains(part), "`{part}` missing from: {error}");
     }
-    assert_eq!(server.gets("scale.wgsl"), 1, "a hash mismatch is not retried");
+    assert_eq!(
+        server.gets("scale.wgsl"),
+        1,
+        "a hash mismatch is not retried"
+    );
     assert_nothing_usable(&settings, &lock);
 }
 
 #[test]
 fn a_truncated_body_is_retried_and_refused_when_it_stays_short() {
     let (server, lock) = scale_repo(wgsl(100_000));
-    server.fail("scale.wgsl", [Fault::Truncate(50_000), Fault::Truncate(10), Fault::Truncate(0)]);
+    server.fail(
+        "scale.wgsl",
+        [
+            Fault::Truncate(50_000),
+            Fault::Truncate(10),
+            Fault::Truncate(0),
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(&server.endpoint, dir.path(), "5", "3");
     let error = run(&settings, &lock).unwrap_err().to_string();
-    assert!(error.contains("`scale.wgsl`") && error.contains("tried 3 times"), "{error}");
+    assert!(
+        error.contains("`scale.wgsl`") && error.contains("tried 3 times"),
+        "{error}"
+    );
     assert_eq!(server.gets("scale.wgsl"), 3);
     assert_nothing_usable(&settings, &lock);
 
@@ -107,7 +133,12 @@ fn a_truncated_body_is_retried_and_refused_when_it_stays_short() {
     server.fail("scale.wgsl", [Fault::Truncate(1)]);
     let report = run(&settings, &lock).expect("second try succeeds");
     assert_eq!(report.downloaded().0, 1);
-    assert_eq!(HubCache::new(dir.path()).state(&artifact(&settings, &lock)).unwrap(), FileState::Verified);
+    assert_eq!(
+        HubCache::new(dir.path())
+            .state(&artifact(&settings, &lock))
+            .unwrap(),
+        FileState::Verified
+    );
 }
 
 #[test]
@@ -124,7 +155,10 @@ fn an_oversize_body_is_cut_off_and_refused() {
 #[test]
 fn server_errors_are_retried_with_backoff() {
     let (server, lock) = scale_repo(wgsl(1000));
-    server.fail("scale.wgsl", [Fault::Status(500, None), Fault::Status(503, None)]);
+    server.fail(
+        "scale.wgsl",
+        [Fault::Status(500, None), Fault::Status(503, None)],
+    );
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(&server.endpoint, dir.path(), "5", "5");
     let report = run(&settings, &lock).expect("third try succeeds");
@@ -142,7 +176,11 @@ fn a_429_is_retried_after_its_retry_after() {
     run(&settings, &lock).expect("the retry succeeds");
     // Behaviour, not speed: the server asked for two seconds and got them
     // (the default backoff alone would be 200 ms).
-    assert!(started.elapsed() >= Duration::from_secs(2), "waited {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
     assert_eq!(server.gets("scale.wgsl"), 2);
 }
 
@@ -158,14 +196,28 @@ fn missing_repo_revision_and_file_have_three_messages() {
         messages.push(error.to_string());
         match code {
             "RepoNotFound" => assert!(matches!(error, Error::RepoNotFound { .. }), "{error:?}"),
-            "RevisionNotFound" => assert!(matches!(error, Error::RevisionNotFound { .. }), "{error:?}"),
+            "RevisionNotFound" => {
+                assert!(matches!(error, Error::RevisionNotFound { .. }), "{error:?}")
+            }
             _ => assert!(matches!(error, Error::FileNotFound { .. }), "{error:?}"),
         }
         assert_eq!(server.gets("kernel.toml"), 0, "the HEAD's 404 is final");
     }
-    assert!(messages[0].contains("has no model repo `acme/scale`"), "{}", messages[0]);
-    assert!(messages[1].contains("has no revision `c0ffee"), "{}", messages[1]);
-    assert!(messages[2].contains("has no file `kernel.toml`"), "{}", messages[2]);
+    assert!(
+        messages[0].contains("has no model repo `acme/scale`"),
+        "{}",
+        messages[0]
+    );
+    assert!(
+        messages[1].contains("has no revision `c0ffee"),
+        "{}",
+        messages[1]
+    );
+    assert!(
+        messages[2].contains("has no file `kernel.toml`"),
+        "{}",
+        messages[2]
+    );
 }
 
 #[test]
@@ -192,7 +244,12 @@ fn a_redirect_to_another_host_is_followed_without_the_token() {
     assert_eq!(report.downloaded().0, 2, "the manifest and the artifact");
     assert!(mirror.gets("scale.wgsl") >= 1, "the mirror served the file");
     let bearer = format!("Bearer {TOKEN}");
-    assert!(origin.seen().iter().all(|s| s.authorization.as_deref() == Some(bearer.as_str())));
+    assert!(
+        origin
+            .seen()
+            .iter()
+            .all(|s| s.authorization.as_deref() == Some(bearer.as_str()))
+    );
     assert!(
         mirror.seen().iter().all(|s| s.authorization.is_none()),
         "the token leaked to another host: {:?}",
@@ -206,9 +263,15 @@ fn offline_with_an_empty_cache_names_the_file_and_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = settings(&server.endpoint, dir.path(), "5", "3");
     settings.connectivity = kernelhub_hub::Connectivity::Offline;
-    assert!(HubClient::connect(&settings).unwrap().is_none(), "offline has no client");
+    assert!(
+        HubClient::connect(&settings).unwrap().is_none(),
+        "offline has no client"
+    );
     let error = run(&settings, &lock).unwrap_err().to_string();
-    assert!(error.contains("`kernel.toml` of `acme/scale`") && error.contains("`kernelhub fetch`"), "{error}");
+    assert!(
+        error.contains("`kernel.toml` of `acme/scale`") && error.contains("`kernelhub fetch`"),
+        "{error}"
+    );
     assert!(server.seen().is_empty(), "offline sent {:?}", server.seen());
 }
 
@@ -223,7 +286,12 @@ fn a_corrupt_cached_file_is_replaced_by_fetch() {
     std::fs::write(cache.snapshot_path(&file), b"tampered").unwrap();
     assert!(matches!(cache.state(&file).unwrap(), FileState::Corrupt(_)));
     let report = run(&settings, &lock).unwrap();
-    let outcome = report.kernels[0].files.iter().find(|(f, _)| *f == file).unwrap().1;
+    let outcome = report.kernels[0]
+        .files
+        .iter()
+        .find(|(f, _)| *f == file)
+        .unwrap()
+        .1;
     assert_eq!(outcome, Outcome::Downloaded);
     assert_eq!(cache.read_verified(&file).unwrap(), wgsl(1000));
 }

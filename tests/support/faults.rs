@@ -74,7 +74,10 @@ impl FaultServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
         let endpoint = format!("http://{}", listener.local_addr().expect("address"));
         let state = Arc::new(Mutex::new(State {
-            files: files.iter().map(|(p, b)| (p.to_string(), b.clone())).collect(),
+            files: files
+                .iter()
+                .map(|(p, b)| (p.to_string(), b.clone()))
+                .collect(),
             ..State::default()
         }));
         let server = FaultServer {
@@ -99,17 +102,25 @@ impl FaultServer {
 
     /// Queues faults for the next GETs of `path` (a repo path).
     pub fn fail(&self, path: &str, faults: impl IntoIterator<Item = Fault>) {
-        self.lock().faults.entry(path.to_string()).or_default().extend(faults);
+        self.lock()
+            .faults
+            .entry(path.to_string())
+            .or_default()
+            .extend(faults);
     }
 
     /// Answers every request for `path` with `status` and `X-Error-Code: code`.
     pub fn status(&self, path: &str, status: u16, code: &'static str) {
-        self.lock().statuses.insert(path.to_string(), (status, code));
+        self.lock()
+            .statuses
+            .insert(path.to_string(), (status, code));
     }
 
     /// Redirects every request for `path` to `base` + the same request path.
     pub fn redirect(&self, path: &str, base: &str) {
-        self.lock().redirects.insert(path.to_string(), base.to_string());
+        self.lock()
+            .redirects
+            .insert(path.to_string(), base.to_string());
     }
 
     /// Sends every body in chunks of `chunk` bytes with `delay` between them.
@@ -132,7 +143,10 @@ impl FaultServer {
 
     /// Body bytes sent so far for `path`.
     pub fn sent(&self, path: &str) -> u64 {
-        self.lock().sent.get(path).map_or(0, |c| c.load(Ordering::SeqCst))
+        self.lock()
+            .sent
+            .get(path)
+            .map_or(0, |c| c.load(Ordering::SeqCst))
     }
 
     fn serve(&self, stream: TcpStream) {
@@ -159,11 +173,20 @@ impl FaultServer {
             }
         }
         let mut parts = request_line.split_whitespace();
-        let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+        let (method, path) = (
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+        );
         let _ = self.respond(&mut stream, &method, &path, authorization);
     }
 
-    fn respond(&self, stream: &mut TcpStream, method: &str, path: &str, authorization: Option<String>) -> std::io::Result<()> {
+    fn respond(
+        &self,
+        stream: &mut TcpStream,
+        method: &str,
+        path: &str,
+        authorization: Option<String>,
+    ) -> std::io::Result<()> {
         let file = self.file_of(path);
         let mut state = self.lock();
         state.seen.push(Seen {
@@ -202,7 +225,8 @@ impl FaultServer {
         let (declared, sent): (usize, Vec<u8>) = match fault {
             None => (body.len(), body),
             Some(Fault::Status(status, code)) => {
-                let headers: Vec<(&str, &str)> = code.map(|c| ("X-Error-Code", c)).into_iter().collect();
+                let headers: Vec<(&str, &str)> =
+                    code.map(|c| ("X-Error-Code", c)).into_iter().collect();
                 return write_head(stream, status, &headers, 0);
             }
             Some(Fault::RateLimited(seconds)) => {
@@ -242,14 +266,23 @@ impl FaultServer {
 
     /// The repo path a request is for: `/<repo>/resolve/<rev>/<path>`.
     fn file_of(&self, request: &str) -> Option<String> {
-        let rest = request.strip_prefix('/')?.strip_prefix(&self.repo)?.strip_prefix("/resolve/")?;
+        let rest = request
+            .strip_prefix('/')?
+            .strip_prefix(&self.repo)?
+            .strip_prefix("/resolve/")?;
         let (_revision, path) = rest.split_once('/')?;
         Some(path.to_string())
     }
 }
 
-fn write_head(stream: &mut TcpStream, status: u16, headers: &[(&str, &str)], length: usize) -> std::io::Result<()> {
-    let mut head = format!("HTTP/1.1 {status} X\r\nContent-Length: {length}\r\nConnection: close\r\n");
+fn write_head(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(&str, &str)],
+    length: usize,
+) -> std::io::Result<()> {
+    let mut head =
+        format!("HTTP/1.1 {status} X\r\nContent-Length: {length}\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }

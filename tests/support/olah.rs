@@ -19,19 +19,28 @@ pub const OWNER: &str = "kernels-test";
 /// The kernels served.
 pub const KERNELS: [&str; 3] = ["activation", "rmsnorm", "rotary"];
 /// The releases: tag and the `version` written into `kernel.toml`.
-pub const RELEASES: [(&str, &str); 3] = [("v1.0.0", "1.0.0"), ("v1.1.0", "1.1.0"), ("v2.0.0", "2.0.0")];
+pub const RELEASES: [(&str, &str); 3] = [
+    ("v1.0.0", "1.0.0"),
+    ("v1.1.0", "1.1.0"),
+    ("v2.0.0", "2.0.0"),
+];
 
 /// A running olah and the git mirrors it serves.
 pub struct Olah {
     /// `http://127.0.0.1:<port>`.
     pub endpoint: String,
     mirrors: PathBuf,
+    /// The watchdog shell; it outlives nothing but this process.
+    _watchdog: std::process::Child,
     _dir: tempfile::TempDir,
 }
 
 /// The repo's root (where `kernels/` and `.venv/` are).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// The Python virtual environment with olah and `huggingface_hub`.
@@ -51,7 +60,11 @@ fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
         .output()
         .expect("git runs");
-    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
@@ -90,7 +103,11 @@ impl Olah {
             git(&repo, &["init", "-q", "-b", "main"]);
             let manifest = std::fs::read_to_string(repo.join("kernel.toml")).expect("kernel.toml");
             for (tag, version) in RELEASES {
-                let text = manifest.replacen("version = \"0.1.0\"", &format!("version = \"{version}\""), 1);
+                let text = manifest.replacen(
+                    "version = \"0.1.0\"",
+                    &format!("version = \"{version}\""),
+                    1,
+                );
                 std::fs::write(repo.join("kernel.toml"), text).expect("write kernel.toml");
                 git(&repo, &["add", "-A"]);
                 git(&repo, &["commit", "-q", "-m", tag]);
@@ -121,7 +138,7 @@ impl Olah {
             dir.path().join("olah.log").display(),
             std::process::id()
         );
-        Command::new("sh")
+        let watchdog = Command::new("sh")
             .arg("-c")
             .arg(script)
             .current_dir(dir.path())
@@ -144,6 +161,7 @@ impl Olah {
         Olah {
             endpoint,
             mirrors,
+            _watchdog: watchdog,
             _dir: dir,
         }
     }
@@ -155,7 +173,10 @@ impl Olah {
 
     /// The commit a tag or branch of a fixture repo points at.
     pub fn commit(&self, kernel: &str, reference: &str) -> String {
-        git(&self.mirrors.join("models").join(OWNER).join(kernel), &["rev-parse", &format!("{reference}^{{commit}}")])
+        git(
+            &self.mirrors.join("models").join(OWNER).join(kernel),
+            &["rev-parse", &format!("{reference}^{{commit}}")],
+        )
     }
 
     /// A file of a fixture repo at a reference, as bytes.
@@ -178,7 +199,10 @@ fn http_ok(port: u16, path: &str) -> bool {
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     if stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
         .is_err()
     {
         return false;

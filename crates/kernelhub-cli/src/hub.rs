@@ -13,10 +13,10 @@ use kernelhub_hub::fetch::{FetchReport, Observer, Outcome as FileOutcome, Platfo
 use kernelhub_hub::resolve::Update;
 use kernelhub_hub::settings::{Overrides, Settings};
 use kernelhub_hub::{HubCache, HubClient, PinnedFile, bundle, fetch, platform, resolve, verify};
+use kernelhub_manifest::Strictness;
 use kernelhub_manifest::lock::Lockfile;
 use kernelhub_manifest::project::{ProjectManifest, RepoType};
 use kernelhub_manifest::select::Platform;
-use kernelhub_manifest::Strictness;
 
 use crate::{Outcome, eprint};
 
@@ -58,7 +58,8 @@ pub(crate) struct TargetArgs {
 }
 
 fn parse_platform(text: &str) -> Result<Platform, String> {
-    text.parse().map_err(|e: kernelhub_manifest::select::PlatformError| e.to_string())
+    text.parse()
+        .map_err(|e: kernelhub_manifest::select::PlatformError| e.to_string())
 }
 
 impl TargetArgs {
@@ -143,7 +144,10 @@ pub(crate) struct BundleImportArgs {
 }
 
 /// The settings, plus `kernels.toml` when the project has one.
-fn settings(args: &HubArgs, project: Option<&ProjectManifest>) -> Result<Settings, Box<dyn std::error::Error>> {
+fn settings(
+    args: &HubArgs,
+    project: Option<&ProjectManifest>,
+) -> Result<Settings, Box<dyn std::error::Error>> {
     let overrides = Overrides {
         endpoint: args.endpoint.clone(),
         cache_dir: args.cache_dir.clone(),
@@ -164,7 +168,11 @@ fn read_project(dir: &Path) -> Result<Option<ProjectManifest>, Box<dyn std::erro
     report_diagnostics(&parsed.diagnostics, &text);
     match parsed.value {
         Some(project) if parsed.complete => Ok(Some(project)),
-        _ => Err(format!("`{}` has errors (above); fix them and run again", path.display()).into()),
+        _ => Err(format!(
+            "`{}` has errors (above); fix them and run again",
+            path.display()
+        )
+        .into()),
     }
 }
 
@@ -207,7 +215,9 @@ fn report_diagnostics(diagnostics: &[kernelhub_manifest::Diagnostic], text: &str
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// A cargo-style status line: the verb right-aligned in 12 columns.
@@ -275,10 +285,22 @@ pub(crate) fn lock(args: LockArgs) -> CliResult {
             Some(_) => "Updated",
             None => "Added",
         };
-        status(verb, format!("{} {} ({})", kernel.name, kernel.reference, short(&kernel.commit)));
+        status(
+            verb,
+            format!(
+                "{} {} ({})",
+                kernel.name,
+                kernel.reference,
+                short(&kernel.commit)
+            ),
+        );
     }
     if let Some(previous) = &previous {
-        for gone in previous.kernels.iter().filter(|p| !lock.kernels.iter().any(|k| k.name == p.name)) {
+        for gone in previous
+            .kernels
+            .iter()
+            .filter(|p| !lock.kernels.iter().any(|k| k.name == p.name))
+        {
             status("Removed", &gone.name);
         }
     }
@@ -325,7 +347,14 @@ fn run_fetch(
     let client = HubClient::connect(settings)?;
     let cache = HubCache::new(&settings.cache_dir);
     let bar = progress_bar();
-    let report = runtime()?.block_on(fetch::fetch(client.as_ref(), &cache, lock, platforms, jobs, &bar));
+    let report = runtime()?.block_on(fetch::fetch(
+        client.as_ref(),
+        &cache,
+        lock,
+        platforms,
+        jobs,
+        &bar,
+    ));
     bar.0.finish_and_clear();
     Ok(report?)
 }
@@ -333,7 +362,11 @@ fn run_fetch(
 fn describe_platforms(platforms: &Platforms) -> String {
     match platforms {
         Platforms::All => "all platforms".to_string(),
-        Platforms::These(list) => list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+        Platforms::These(list) => list
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -354,7 +387,13 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
     let report = run_fetch(&settings, &lock, &platforms, args.jobs)?;
     for kernel in &report.kernels {
         for (platform, op, dtype) in &kernel.uncovered {
-            status("Warning", format!("{}: nothing runs `{op}` for {dtype} on `{platform}`", kernel.locked.name));
+            status(
+                "Warning",
+                format!(
+                    "{}: nothing runs `{op}` for {dtype} on `{platform}`",
+                    kernel.locked.name
+                ),
+            );
         }
     }
     let (downloaded, downloaded_bytes) = report.downloaded();
@@ -415,20 +454,35 @@ pub(crate) fn verify(args: VerifyArgs) -> CliResult {
     let mut report = verify::verify(&cache, &lock, &platforms, threads)?;
     if args.repair && !report.is_clean() {
         for file in &report.missing {
-            status("Missing", format!("{} `{}` ({})", file.repo, file.path, short(&file.commit)));
+            status(
+                "Missing",
+                format!("{} `{}` ({})", file.repo, file.path, short(&file.commit)),
+            );
         }
         for (file, problem) in &report.corrupt {
-            status("Corrupt", format!("{} `{}` {problem}", file.repo, file.path));
+            status(
+                "Corrupt",
+                format!("{} `{}` {problem}", file.repo, file.path),
+            );
         }
         let fetched = run_fetch(&settings, &lock, &platforms, 8)?;
-        status("Repaired", format!("{} files downloaded", fetched.downloaded().0));
+        status(
+            "Repaired",
+            format!("{} files downloaded", fetched.downloaded().0),
+        );
         report = verify::verify(&cache, &lock, &platforms, threads)?;
     }
     for file in &report.missing {
-        status("Missing", format!("{} `{}` ({})", file.repo, file.path, short(&file.commit)));
+        status(
+            "Missing",
+            format!("{} `{}` ({})", file.repo, file.path, short(&file.commit)),
+        );
     }
     for (file, problem) in &report.corrupt {
-        status("Corrupt", format!("{} `{}` {problem}", file.repo, file.path));
+        status(
+            "Corrupt",
+            format!("{} `{}` {problem}", file.repo, file.path),
+        );
     }
     let bytes: u64 = report.verified.iter().map(|f| f.size.unwrap_or(0)).sum();
     status(
@@ -453,10 +507,16 @@ pub(crate) fn verify(args: VerifyArgs) -> CliResult {
             "missing": list(&mut report.missing.iter()),
             "corrupt": list(&mut report.corrupt.iter().map(|(f, _)| f)),
         });
-        writeln!(std::io::stdout().lock(), "{}", serde_json::to_string_pretty(&summary)?)?;
+        writeln!(
+            std::io::stdout().lock(),
+            "{}",
+            serde_json::to_string_pretty(&summary)?
+        )?;
     }
     if !report.is_clean() {
-        eprint("  hint: run `kernelhub verify --repair` (or `kernelhub fetch`) on a connected machine\n");
+        eprint(
+            "  hint: run `kernelhub verify --repair` (or `kernelhub fetch`) on a connected machine\n",
+        );
         return Ok(Outcome::Problems);
     }
     Ok(Outcome::Clean)

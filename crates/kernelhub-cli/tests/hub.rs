@@ -55,7 +55,15 @@ rotary = {{ repo = "kernels-test/rotary", branch = "main" }}
     fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kernelhub"));
         command.args(args).current_dir(self.path());
-        for name in ["HF_ENDPOINT", "HF_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"] {
+        for name in [
+            "HF_ENDPOINT",
+            "HF_TOKEN",
+            "HF_TOKEN_PATH",
+            "HF_HUB_OFFLINE",
+            "HF_HUB_CACHE",
+            "HF_HOME",
+            "XDG_CACHE_HOME",
+        ] {
             command.env_remove(name);
         }
         command
@@ -73,20 +81,29 @@ rotary = {{ repo = "kernels-test/rotary", branch = "main" }}
     fn ok(&self, args: &[&str]) -> String {
         let output = self.run(args);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "kernelhub {args:?} failed:\n{stderr}");
+        assert!(
+            output.status.success(),
+            "kernelhub {args:?} failed:\n{stderr}"
+        );
         stderr
     }
 
     fn lock(&self) -> Lockfile {
         let text = std::fs::read_to_string(self.path().join("kernels.lock")).unwrap();
-        Lockfile::parse(&text, Path::new("kernels.lock"), Strictness::Check).value.unwrap()
+        Lockfile::parse(&text, Path::new("kernels.lock"), Strictness::Check)
+            .value
+            .unwrap()
     }
 
     fn fetch_json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["fetch", "--json"];
         all.extend_from_slice(args);
         let output = self.run(&all);
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         serde_json::from_slice(&output.stdout).expect("JSON on stdout")
     }
 }
@@ -99,7 +116,11 @@ fn fetched_paths(summary: &serde_json::Value) -> Vec<String> {
         .iter()
         .flat_map(|k| {
             let name = k["name"].as_str().unwrap().to_string();
-            k["files"].as_array().unwrap().iter().map(move |f| format!("{name}/{}", f["path"].as_str().unwrap()))
+            k["files"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(move |f| format!("{name}/{}", f["path"].as_str().unwrap()))
         })
         .collect();
     paths.sort();
@@ -113,14 +134,28 @@ fn lock_resolves_tags_version_branches_and_branches() {
     let stderr = project.ok(&["lock"]);
     assert!(stderr.contains("Added activation v1.1.0"), "{stderr}");
     let lock = project.lock();
-    let entry = |name: &str| lock.kernels.iter().find(|k| k.name == name).unwrap().clone();
-    let expect = [("activation", "v1.1.0", "v1.1.0"), ("rmsnorm", "v1", "v1.1.0"), ("rotary", "main", "v2.0.0")];
+    let entry = |name: &str| {
+        lock.kernels
+            .iter()
+            .find(|k| k.name == name)
+            .unwrap()
+            .clone()
+    };
+    let expect = [
+        ("activation", "v1.1.0", "v1.1.0"),
+        ("rmsnorm", "v1", "v1.1.0"),
+        ("rotary", "main", "v2.0.0"),
+    ];
     for (name, reference, at) in expect {
         let locked = entry(name);
         assert_eq!(locked.reference, reference);
         assert_eq!(locked.commit, olah.commit(name, at));
         let manifest = olah.file(name, at, "kernel.toml");
-        assert_eq!(locked.manifest_sha256, Sha256Digest::of(&manifest), "{name}");
+        assert_eq!(
+            locked.manifest_sha256,
+            Sha256Digest::of(&manifest),
+            "{name}"
+        );
     }
 }
 
@@ -136,11 +171,15 @@ fn an_existing_lock_is_honoured_and_update_moves_only_what_is_named() {
     std::fs::write(project.path().join("kernels.toml"), widened).unwrap();
     let stderr = project.ok(&["lock"]);
     assert!(stderr.contains("Unchanged"), "{stderr}");
-    assert_eq!(std::fs::read(project.path().join("kernels.lock")).unwrap(), first);
+    assert_eq!(
+        std::fs::read(project.path().join("kernels.lock")).unwrap(),
+        first
+    );
     // Naming it moves it to the highest match; the others stay byte-identical.
     let stderr = project.ok(&["lock", "--update", "activation"]);
     assert!(stderr.contains("Updated activation v2.0.0"), "{stderr}");
-    let after = String::from_utf8(std::fs::read(project.path().join("kernels.lock")).unwrap()).unwrap();
+    let after =
+        String::from_utf8(std::fs::read(project.path().join("kernels.lock")).unwrap()).unwrap();
     let before = String::from_utf8(first).unwrap();
     let untouched = |text: &str| text[text.find("name = \"rmsnorm\"").unwrap()..].to_string();
     assert_eq!(untouched(&after), untouched(&before));
@@ -165,36 +204,69 @@ fn fetch_downloads_only_what_the_targets_use() {
             "rotary/kernel.toml",
         ]
     );
-    assert_eq!(cuda["downloaded"]["files"], 3, "the lock already cached the manifests");
+    assert_eq!(
+        cuda["downloaded"]["files"], 3,
+        "the lock already cached the manifests"
+    );
     let snapshot = |kernel: &str| {
         let lock = project.lock();
-        let commit = &lock.kernels.iter().find(|k| k.name == kernel).unwrap().commit;
-        project.cache.join(format!("models--kernels-test--{kernel}/snapshots/{commit}"))
+        let commit = &lock
+            .kernels
+            .iter()
+            .find(|k| k.name == kernel)
+            .unwrap()
+            .commit;
+        project
+            .cache
+            .join(format!("models--kernels-test--{kernel}/snapshots/{commit}"))
     };
-    assert!(!snapshot("activation").join("build/rocm").exists(), "no ROCm file for a CUDA target");
-    assert!(!snapshot("activation").join("wgsl").exists(), "no WGSL where PTX covers everything");
+    assert!(
+        !snapshot("activation").join("build/rocm").exists(),
+        "no ROCm file for a CUDA target"
+    );
+    assert!(
+        !snapshot("activation").join("wgsl").exists(),
+        "no WGSL where PTX covers everything"
+    );
 
     let amd = project.fetch_json(&["--target", "rocm:gfx942", "--target", "cuda:sm_90"]);
     let amd_paths = fetched_paths(&amd);
     assert!(amd_paths.contains(&"activation/build/rocm/activation_gfx942.hsaco".to_string()));
-    assert!(!amd_paths.iter().any(|p| p.contains("gfx90a")), "{amd_paths:?}");
-    assert_eq!(amd["cached"]["files"], 6, "manifests and PTX were already there");
+    assert!(
+        !amd_paths.iter().any(|p| p.contains("gfx90a")),
+        "{amd_paths:?}"
+    );
+    assert_eq!(
+        amd["cached"]["files"], 6,
+        "manifests and PTX were already there"
+    );
 
     let warm = project.fetch_json(&["--all"]);
     let again = project.fetch_json(&["--all"]);
     assert!(warm["downloaded"]["files"].as_u64().unwrap() > 0);
-    assert_eq!(again["downloaded"]["files"], 0, "a warm fetch downloads nothing");
+    assert_eq!(
+        again["downloaded"]["files"], 0,
+        "a warm fetch downloads nothing"
+    );
     project.ok(&["verify", "--all"]);
 }
 
 fn python(script: &str, env: &[(&str, &Path)]) -> String {
     let mut command = Command::new(venv().join("bin/python"));
-    command.arg("-c").arg(script).env("HF_HUB_OFFLINE", "1").env_remove("HF_ENDPOINT");
+    command
+        .arg("-c")
+        .arg(script)
+        .env("HF_HUB_OFFLINE", "1")
+        .env_remove("HF_ENDPOINT");
     for (name, value) in env {
         command.env(name, value);
     }
     let output = command.output().expect("python runs");
-    assert!(output.status.success(), "python failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
@@ -213,7 +285,9 @@ fn python_huggingface_hub_reads_what_kernelhub_fetched() {
          \x20   print(hashlib.sha256(open(p, 'rb').read()).hexdigest())\n"
     );
     let printed = python(&script, &[("CACHE", &project.cache)]);
-    let expected = Sha256Digest::of(&olah.file("activation", "v1.1.0", "build/cuda/activation_sm80.ptx")).to_string();
+    let expected =
+        Sha256Digest::of(&olah.file("activation", "v1.1.0", "build/cuda/activation_sm80.ptx"))
+            .to_string();
     assert_eq!(printed, format!("{expected}\n{expected}"));
 }
 
@@ -227,17 +301,30 @@ fn kernelhub_loads_offline_what_hf_download_fetched() {
     let python_cache = project.path().join("python-cache");
     for kernel in wanted["kernels"].as_array().unwrap() {
         let name = kernel["name"].as_str().unwrap();
-        let files: Vec<&str> = kernel["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+        let files: Vec<&str> = kernel["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["path"].as_str().unwrap())
+            .collect();
         let output = Command::new(venv().join("bin/hf"))
             .args(["download", &format!("kernels-test/{name}")])
             .args(&files)
-            .args(["--revision", kernel["commit"].as_str().unwrap(), "--cache-dir"])
+            .args([
+                "--revision",
+                kernel["commit"].as_str().unwrap(),
+                "--cache-dir",
+            ])
             .arg(&python_cache)
             .env("HF_ENDPOINT", &olah.endpoint)
             .env_remove("HF_HUB_OFFLINE")
             .output()
             .unwrap();
-        assert!(output.status.success(), "hf download: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "hf download: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let offline = project
         .command(&["fetch", "--json", "--target", "cuda:sm_80", "--cache-dir"])
@@ -246,7 +333,11 @@ fn kernelhub_loads_offline_what_hf_download_fetched() {
         .env("HF_ENDPOINT", "http://127.0.0.1:9")
         .output()
         .unwrap();
-    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    assert!(
+        offline.status.success(),
+        "{}",
+        String::from_utf8_lossy(&offline.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&offline.stdout).unwrap();
     assert_eq!(summary["downloaded"]["files"], 0);
     assert_eq!(summary["cached"]["files"], 6);
@@ -254,7 +345,11 @@ fn kernelhub_loads_offline_what_hf_download_fetched() {
     let cache = HubCache::new(&python_cache);
     for locked in &project.lock().kernels {
         let manifest = cache.load_manifest(locked).unwrap();
-        let ptx = manifest.artifacts.iter().find(|a| a.path.get_ref().ends_with("sm80.ptx")).unwrap();
+        let ptx = manifest
+            .artifacts
+            .iter()
+            .find(|a| a.path.get_ref().ends_with("sm80.ptx"))
+            .unwrap();
         let bytes = cache.load_artifact(locked, ptx).unwrap();
         assert!(bytes.starts_with(b"//"), "PTX text");
     }
@@ -263,7 +358,13 @@ fn kernelhub_loads_offline_what_hf_download_fetched() {
 /// Extracts a `.tar.gz`, flips one byte of `member`, and writes it back.
 fn tamper(bundle: &Path, member: &str) {
     let work = tempfile::tempdir().unwrap();
-    let status = Command::new("tar").arg("-xzf").arg(bundle).arg("-C").arg(work.path()).status().unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(bundle)
+        .arg("-C")
+        .arg(work.path())
+        .status()
+        .unwrap();
     assert!(status.success());
     let target = work.path().join(member);
     let mut bytes = std::fs::read(&target).unwrap();
@@ -271,8 +372,16 @@ fn tamper(bundle: &Path, member: &str) {
     bytes[last] ^= 1;
     std::fs::write(&target, bytes).unwrap();
     // Keep the entry order: the lock first.
-    let listing = Command::new("tar").arg("-tzf").arg(bundle).output().unwrap();
-    let names: Vec<String> = String::from_utf8(listing.stdout).unwrap().lines().map(str::to_string).collect();
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(bundle)
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8(listing.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
     let status = Command::new("tar")
         .arg("-czf")
         .arg(bundle)
@@ -291,13 +400,28 @@ fn air_gapped_lock_fetch_bundle_import_and_offline_load() {
     staging.ok(&["lock"]);
     staging.ok(&["fetch", "--target", "cuda:sm_90", "--target", "rocm:gfx942"]);
     let bundle = staging.path().join("kernels.tar.gz");
-    let stderr = staging.ok(&["bundle", "create", "kernels.tar.gz", "--target", "cuda:sm_90", "--target", "rocm:gfx942"]);
-    assert!(stderr.contains("Bundled kernels.tar.gz (10 files"), "{stderr}");
+    let stderr = staging.ok(&[
+        "bundle",
+        "create",
+        "kernels.tar.gz",
+        "--target",
+        "cuda:sm_90",
+        "--target",
+        "rocm:gfx942",
+    ]);
+    assert!(
+        stderr.contains("Bundled kernels.tar.gz (10 files"),
+        "{stderr}"
+    );
 
     // The air-gapped machine: its own project copy (with the lock), an empty
     // cache, offline, and an endpoint where nothing listens.
     let gapped = Project::new("schema = 1\n");
-    std::fs::copy(staging.path().join("kernels.lock"), gapped.path().join("kernels.lock")).unwrap();
+    std::fs::copy(
+        staging.path().join("kernels.lock"),
+        gapped.path().join("kernels.lock"),
+    )
+    .unwrap();
     let offline = |args: &[&str]| {
         gapped
             .command(args)
@@ -313,26 +437,67 @@ fn air_gapped_lock_fetch_bundle_import_and_offline_load() {
     // A bundle with one changed byte is refused and leaves the cache empty.
     let tampered = gapped.path().join("tampered.tar.gz");
     std::fs::copy(&bundle, &tampered).unwrap();
-    let commit = gapped.lock().kernels.iter().find(|k| k.name == "rmsnorm").unwrap().commit.clone();
-    tamper(&tampered, &format!("models--kernels-test--rmsnorm/{commit}/build/rocm/rmsnorm_gfx942.hsaco"));
+    let commit = gapped
+        .lock()
+        .kernels
+        .iter()
+        .find(|k| k.name == "rmsnorm")
+        .unwrap()
+        .commit
+        .clone();
+    tamper(
+        &tampered,
+        &format!("models--kernels-test--rmsnorm/{commit}/build/rocm/rmsnorm_gfx942.hsaco"),
+    );
     let refused = offline(&["bundle", "import", "tampered.tar.gz"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(refused.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("was refused, nothing was imported") && stderr.contains("rmsnorm_gfx942.hsaco"), "{stderr}");
+    assert!(
+        stderr.contains("was refused, nothing was imported")
+            && stderr.contains("rmsnorm_gfx942.hsaco"),
+        "{stderr}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(&gapped.cache)
-        .map(|d| d.map(|e| e.unwrap().file_name()).filter(|n| n != "CACHEDIR.TAG").collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name())
+                .filter(|n| n != "CACHEDIR.TAG")
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(leftovers.is_empty(), "the refused bundle left {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "the refused bundle left {leftovers:?}"
+    );
 
     std::fs::copy(&bundle, gapped.path().join("kernels.tar.gz")).unwrap();
-    let imported = offline(&["bundle", "import", "kernels.tar.gz", "--lock", "kernels.lock"]);
-    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let imported = offline(&[
+        "bundle",
+        "import",
+        "kernels.tar.gz",
+        "--lock",
+        "kernels.lock",
+    ]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     for args in [
         &["fetch", "--target", "cuda:sm_90", "--target", "rocm:gfx942"][..],
-        &["verify", "--target", "cuda:sm_90", "--target", "rocm:gfx942"][..],
+        &[
+            "verify",
+            "--target",
+            "cuda:sm_90",
+            "--target",
+            "rocm:gfx942",
+        ][..],
     ] {
         let output = offline(args);
-        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     // Loading, as an engine does it: settings from the environment say
     // offline, so there is no client; every byte comes verified from the cache.
@@ -365,7 +530,10 @@ fn offline_with_an_empty_cache_opens_no_socket() {
         let output = command.output().unwrap();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{stderr}");
-        assert!(stderr.contains("`kernel.toml` of `acme/scale`") && stderr.contains("kernelhub fetch"), "{stderr}");
+        assert!(
+            stderr.contains("`kernel.toml` of `acme/scale`") && stderr.contains("kernelhub fetch"),
+            "{stderr}"
+        );
     }
     let lock_offline = project.command(&["lock", "--offline"]).output().unwrap();
     assert!(!lock_offline.status.success());
@@ -384,19 +552,38 @@ fn a_lock_whose_commit_is_gone_or_whose_manifest_changed_is_refused() {
     let lock = std::fs::read_to_string(project.path().join("kernels.lock")).unwrap();
     let commit = olah.commit("activation", "v1.1.0");
     let gone = "0123456789abcdef0123456789abcdef01234567";
-    std::fs::write(project.path().join("kernels.lock"), lock.replace(&commit, gone)).unwrap();
-    let output = project.command(&["fetch", "--target", "wgpu"]).env("KERNELHUB_HTTP_ATTEMPTS", "1").output().unwrap();
+    std::fs::write(
+        project.path().join("kernels.lock"),
+        lock.replace(&commit, gone),
+    )
+    .unwrap();
+    let output = project
+        .command(&["fetch", "--target", "wgpu"])
+        .env("KERNELHUB_HTTP_ATTEMPTS", "1")
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(gone), "the error names the commit: {stderr}");
+    assert!(
+        stderr.contains(gone),
+        "the error names the commit: {stderr}"
+    );
 
-    let manifest_hash = Sha256Digest::of(&olah.file("activation", "v1.1.0", "kernel.toml")).to_string();
+    let manifest_hash =
+        Sha256Digest::of(&olah.file("activation", "v1.1.0", "kernel.toml")).to_string();
     let wrong = "0".repeat(64);
-    std::fs::write(project.path().join("kernels.lock"), lock.replace(&manifest_hash, &wrong)).unwrap();
+    std::fs::write(
+        project.path().join("kernels.lock"),
+        lock.replace(&manifest_hash, &wrong),
+    )
+    .unwrap();
     let output = project.run(&["fetch", "--target", "wgpu"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("does not match its pinned hash") && stderr.contains(&manifest_hash), "{stderr}");
+    assert!(
+        stderr.contains("does not match its pinned hash") && stderr.contains(&manifest_hash),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -407,7 +594,11 @@ fn a_fetch_killed_mid_download_is_completed_by_the_next() {
     let project = Project::new("schema = 1\n");
     std::fs::write(project.path().join("kernels.lock"), lock.to_toml()).unwrap();
     let args = ["fetch", "--target", "wgpu", "--endpoint", &server.endpoint];
-    let mut child = project.command(&args).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = project
+        .command(&args)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while server.sent("scale.wgsl") < 256 * 1024 {
         assert!(Instant::now() < deadline, "the download never started");
@@ -416,7 +607,11 @@ fn a_fetch_killed_mid_download_is_completed_by_the_next() {
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let verify = project.run(&["verify", "--target", "wgpu"]);
-    assert_eq!(verify.status.code(), Some(1), "the half-written file is not in the cache");
+    assert_eq!(
+        verify.status.code(),
+        Some(1),
+        "the half-written file is not in the cache"
+    );
     server.slow(64 * 1024, Duration::ZERO);
     project.ok(&args);
     project.ok(&["verify", "--target", "wgpu"]);
@@ -437,14 +632,34 @@ fn two_processes_fetching_at_once_download_each_file_once() {
     std::fs::write(project.path().join("kernels.lock"), lock.to_toml()).unwrap();
     let args = ["fetch", "--target", "wgpu", "--endpoint", &server.endpoint];
     let finished = Arc::new(AtomicUsize::new(0));
-    let children: Vec<_> = (0..2).map(|_| project.command(&args).stderr(Stdio::piped()).spawn().unwrap()).collect();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            project
+                .command(&args)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     for child in children {
         let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         finished.fetch_add(1, Ordering::SeqCst);
     }
     assert_eq!(finished.load(Ordering::SeqCst), 2);
-    assert_eq!(server.gets("scale.wgsl"), 1, "the artifact was downloaded once");
-    assert_eq!(server.gets("kernel.toml"), 1, "the manifest was downloaded once");
+    assert_eq!(
+        server.gets("scale.wgsl"),
+        1,
+        "the artifact was downloaded once"
+    );
+    assert_eq!(
+        server.gets("kernel.toml"),
+        1,
+        "the manifest was downloaded once"
+    );
     project.ok(&["verify", "--target", "wgpu"]);
 }

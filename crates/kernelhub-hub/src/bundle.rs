@@ -48,7 +48,12 @@ pub struct BundleSummary {
 
 /// Writes `out`: `lock` plus the verified cache files it pins for `platforms`.
 /// Reads only the cache (run `fetch` first); `out` appears only when complete.
-pub fn create(cache: &HubCache, lock: &Lockfile, platforms: &Platforms, out: &Path) -> Result<BundleSummary, Error> {
+pub fn create(
+    cache: &HubCache,
+    lock: &Lockfile,
+    platforms: &Platforms,
+    out: &Path,
+) -> Result<BundleSummary, Error> {
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -83,9 +88,9 @@ pub fn create(cache: &HubCache, lock: &Lockfile, platforms: &Platforms, out: &Pa
     let encoder = archive.into_inner()?;
     let temporary = encoder.finish()?;
     temporary.as_file().sync_all()?;
-    temporary
-        .persist(out)
-        .map_err(|e| std::io::Error::new(e.error.kind(), format!("{}: {}", e.error, out.display())))?;
+    temporary.persist(out).map_err(|e| {
+        std::io::Error::new(e.error.kind(), format!("{}: {}", e.error, out.display()))
+    })?;
     Ok(summary)
 }
 
@@ -100,7 +105,11 @@ fn entry_name(file: &PinnedFile) -> String {
 
 /// Verifies every file of `bundle` and, only if all do, installs them into
 /// `cache`. With `expected`, the bundle's lock must pin exactly the same.
-pub fn import(cache: &HubCache, bundle: &Path, expected: Option<&Lockfile>) -> Result<(Lockfile, BundleSummary), Error> {
+pub fn import(
+    cache: &HubCache,
+    bundle: &Path,
+    expected: Option<&Lockfile>,
+) -> Result<(Lockfile, BundleSummary), Error> {
     let refuse = |reason: String| Error::BundleRefused {
         bundle: bundle.to_path_buf(),
         reason,
@@ -115,7 +124,9 @@ pub fn import(cache: &HubCache, bundle: &Path, expected: Option<&Lockfile>) -> R
     let mut manifests: HashMap<String, KernelManifest> = HashMap::new();
     let mut staged: Vec<(PinnedFile, tempfile::TempPath)> = Vec::new();
     let mut summary = BundleSummary::default();
-    let entries = archive.entries().map_err(|e| refuse(format!("not a bundle: {e}")))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| refuse(format!("not a bundle: {e}")))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| refuse(format!("unreadable archive: {e}")))?;
         let name = entry
@@ -128,12 +139,14 @@ pub fn import(cache: &HubCache, bundle: &Path, expected: Option<&Lockfile>) -> R
         }
         let Some(lock) = lock.as_ref() else {
             if name != LOCK_ENTRY {
-                return Err(refuse(format!("the first entry must be `{LOCK_ENTRY}`, not `{name}`")));
+                return Err(refuse(format!(
+                    "the first entry must be `{LOCK_ENTRY}`, not `{name}`"
+                )));
             }
             let mut text = String::new();
             entry
                 .by_ref()
-                .take(MAX_FILE_SIZE as u64 + 1)
+                .take(MAX_FILE_SIZE + 1)
                 .read_to_string(&mut text)
                 .map_err(|e| refuse(format!("`{LOCK_ENTRY}` is unreadable: {e}")))?;
             let parsed = Lockfile::parse(&text, Path::new(LOCK_ENTRY), Strictness::Load);
@@ -153,26 +166,32 @@ pub fn import(cache: &HubCache, bundle: &Path, expected: Option<&Lockfile>) -> R
             lock = Some(read);
             continue;
         };
-        let (locked, path) = locate(lock, &name).ok_or_else(|| refuse(format!("`{name}` is not a file the bundle's lock pins")))?;
+        let (locked, path) = locate(lock, &name)
+            .ok_or_else(|| refuse(format!("`{name}` is not a file the bundle's lock pins")))?;
         let file = if path == MANIFEST {
             PinnedFile::manifest(locked)
         } else {
-            let manifest = manifests
-                .get(&locked.name)
-                .ok_or_else(|| refuse(format!("`{name}` comes before its kernel's `{MANIFEST}`")))?;
+            let manifest = manifests.get(&locked.name).ok_or_else(|| {
+                refuse(format!("`{name}` comes before its kernel's `{MANIFEST}`"))
+            })?;
             let artifact = manifest
                 .artifacts
                 .iter()
                 .find(|a| a.path.get_ref() == path)
-                .ok_or_else(|| refuse(format!("`{name}` is not an artifact of its kernel's manifest")))?;
+                .ok_or_else(|| {
+                    refuse(format!(
+                        "`{name}` is not an artifact of its kernel's manifest"
+                    ))
+                })?;
             PinnedFile::artifact(locked, artifact)
         };
         if staged.iter().any(|(f, _)| *f == file) {
             return Err(refuse(format!("`{name}` appears twice")));
         }
         let mut target = tempfile::NamedTempFile::new_in(staging.path())?;
-        let (digest, length) = hash_limited(&mut entry, file.limit(), |chunk| target.write_all(chunk))
-            .map_err(|e| refuse(format!("`{name}` is unreadable: {e}")))?;
+        let (digest, length) =
+            hash_limited(&mut entry, file.limit(), |chunk| target.write_all(chunk))
+                .map_err(|e| refuse(format!("`{name}` is unreadable: {e}")))?;
         file.check(digest, length)
             .map_err(|problem| refuse(format!("`{name}` {problem}")))?;
         if path == MANIFEST {
@@ -185,8 +204,15 @@ pub fn import(cache: &HubCache, bundle: &Path, expected: Option<&Lockfile>) -> R
         staged.push((file, target.into_temp_path()));
     }
     let lock = lock.ok_or_else(|| refuse("it is empty".into()))?;
-    if let Some(missing) = lock.kernels.iter().find(|k| !manifests.contains_key(&k.name)) {
-        return Err(refuse(format!("it lacks the `{MANIFEST}` of `{}`", missing.name)));
+    if let Some(missing) = lock
+        .kernels
+        .iter()
+        .find(|k| !manifests.contains_key(&k.name))
+    {
+        return Err(refuse(format!(
+            "it lacks the `{MANIFEST}` of `{}`",
+            missing.name
+        )));
     }
     // Everything verified: install.
     for (file, path) in staged {
@@ -194,7 +220,12 @@ pub fn import(cache: &HubCache, bundle: &Path, expected: Option<&Lockfile>) -> R
         cache.install(&file, path)?;
     }
     for locked in &lock.kernels {
-        cache.write_ref(locked.repo_type, &locked.repo, &locked.reference, &locked.commit)?;
+        cache.write_ref(
+            locked.repo_type,
+            &locked.repo,
+            &locked.reference,
+            &locked.commit,
+        )?;
     }
     Ok((lock, summary))
 }
@@ -203,7 +234,10 @@ pub fn import(cache: &HubCache, bundle: &Path, expected: Option<&Lockfile>) -> R
 fn locate<'a>(lock: &'a Lockfile, name: &'a str) -> Option<(&'a LockedKernel, &'a str)> {
     let mut parts = name.splitn(3, '/');
     let (folder, commit, path) = (parts.next()?, parts.next()?, parts.next()?);
-    if path.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if path
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return None;
     }
     let locked = lock

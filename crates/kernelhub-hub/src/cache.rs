@@ -86,7 +86,7 @@ impl PinnedFile {
 
     /// The most bytes this file may have.
     pub fn limit(&self) -> u64 {
-        self.size.unwrap_or(MAX_FILE_SIZE as u64)
+        self.size.unwrap_or(MAX_FILE_SIZE)
     }
 
     /// Whether bytes with this hash and length are this file.
@@ -117,7 +117,7 @@ impl PinnedFile {
             repo: self.repo.clone(),
             file: self.path.clone(),
             commit: self.commit.clone(),
-            problem,
+            problem: Box::new(problem),
         }
     }
 }
@@ -175,7 +175,12 @@ impl HubCache {
         let opened = match std::fs::File::open(self.snapshot_path(file)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(FileState::Missing),
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{e}: {}", self.snapshot_path(file).display()))),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{e}: {}", self.snapshot_path(file).display()),
+                ));
+            }
         };
         let (digest, length) = hash_limited(opened, file.limit(), |_| Ok(()))?;
         Ok(match file.check(digest, length) {
@@ -198,7 +203,9 @@ impl HubCache {
                     cache: self.root.clone(),
                 });
             }
-            Err(e) => return Err(io::Error::new(e.kind(), format!("{e}: {}", path.display())).into()),
+            Err(e) => {
+                return Err(io::Error::new(e.kind(), format!("{e}: {}", path.display())).into());
+            }
         };
         let mut bytes = Vec::with_capacity(usize::try_from(file.size.unwrap_or(0)).unwrap_or(0));
         let (digest, length) = hash_limited(opened, file.limit(), |chunk| {
@@ -217,7 +224,11 @@ impl HubCache {
     }
 
     /// The verified bytes of one artifact of a locked kernel.
-    pub fn load_artifact(&self, locked: &LockedKernel, artifact: &Artifact) -> Result<Vec<u8>, Error> {
+    pub fn load_artifact(
+        &self,
+        locked: &LockedKernel,
+        artifact: &Artifact,
+    ) -> Result<Vec<u8>, Error> {
         self.read_verified(&PinnedFile::artifact(locked, artifact))
     }
 
@@ -308,11 +319,20 @@ impl HubCache {
         let temporary = tempfile::Builder::new()
             .prefix(".link-")
             .make_in(parent, |path| std::os::unix::fs::symlink(&target, path))?;
-        temporary.into_temp_path().persist(&link).map_err(|e| e.error)
+        temporary
+            .into_temp_path()
+            .persist(&link)
+            .map_err(|e| e.error)
     }
 
     /// Records that `reference` resolved to `commit`, as `refs/<reference>`.
-    pub fn write_ref(&self, repo_type: RepoType, repo: &str, reference: &str, commit: &str) -> io::Result<()> {
+    pub fn write_ref(
+        &self,
+        repo_type: RepoType,
+        repo: &str,
+        reference: &str,
+        commit: &str,
+    ) -> io::Result<()> {
         if reference == commit {
             return Ok(());
         }
@@ -358,7 +378,12 @@ impl HubCache {
 
 /// Parses `kernel.toml` bytes already verified as `file`.
 pub(crate) fn parse_manifest(bytes: &[u8], file: &PinnedFile) -> Result<KernelManifest, Error> {
-    let name = PathBuf::from(format!("{}@{}/{}", file.repo, &file.commit[..12], file.path));
+    let name = PathBuf::from(format!(
+        "{}@{}/{}",
+        file.repo,
+        &file.commit[..12],
+        file.path
+    ));
     let invalid = |diagnostics: String| Error::Invalid {
         what: format!("`{}`", name.display()),
         diagnostics,
@@ -428,9 +453,15 @@ mod tests {
         let cache = HubCache::new(dir.path());
         let file = pinned(b"ptx bytes", "build/cuda/k.ptx");
         assert_eq!(cache.state(&file).unwrap(), FileState::Missing);
-        assert!(matches!(cache.read_verified(&file), Err(Error::NotCached { .. })));
+        assert!(matches!(
+            cache.read_verified(&file),
+            Err(Error::NotCached { .. })
+        ));
         cache.install_bytes(&file, b"ptx bytes").unwrap();
-        let link = dir.path().join(format!("models--acme--k/snapshots/{}/build/cuda/k.ptx", "a".repeat(40)));
+        let link = dir.path().join(format!(
+            "models--acme--k/snapshots/{}/build/cuda/k.ptx",
+            "a".repeat(40)
+        ));
         assert_eq!(
             std::fs::read_link(&link).unwrap(),
             PathBuf::from(format!("../../../../blobs/{}", file.sha256))
@@ -445,13 +476,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = HubCache::new(dir.path());
         let file = pinned(b"right", "k.wgsl");
-        let error = cache.install_bytes(&file, b"wrong").unwrap_err().to_string();
-        assert!(error.contains("Expected: ") && error.contains("Computed: "), "{error}");
-        let long = cache.install_bytes(&file, b"right and more").unwrap_err().to_string();
+        let error = cache
+            .install_bytes(&file, b"wrong")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("Expected: ") && error.contains("Computed: "),
+            "{error}"
+        );
+        let long = cache
+            .install_bytes(&file, b"right and more")
+            .unwrap_err()
+            .to_string();
         assert!(long.contains("larger than its pinned 5 bytes"), "{long}");
         assert_eq!(cache.state(&file).unwrap(), FileState::Missing);
         let blobs = dir.path().join("models--acme--k/blobs");
-        assert_eq!(std::fs::read_dir(blobs).unwrap().count(), 0, "no temporary file left");
+        assert_eq!(
+            std::fs::read_dir(blobs).unwrap().count(),
+            0,
+            "no temporary file left"
+        );
     }
 
     #[test]
@@ -463,6 +507,9 @@ mod tests {
         std::fs::write(cache.snapshot_path(&file), b"origina1").unwrap();
         let error = cache.read_verified(&file).unwrap_err().to_string();
         assert!(error.contains("does not match its pinned hash"), "{error}");
-        assert!(matches!(cache.state(&file).unwrap(), FileState::Corrupt(FileProblem::Hash { .. })));
+        assert!(matches!(
+            cache.state(&file).unwrap(),
+            FileState::Corrupt(FileProblem::Hash { .. })
+        ));
     }
 }

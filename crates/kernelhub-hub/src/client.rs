@@ -12,7 +12,9 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use hf_hub::{HFClient, HFError, HFRepository, RepoType as HubRepoType, RepoTypeKernel, RepoTypeModel};
+use hf_hub::{
+    HFClient, HFError, HFRepository, RepoType as HubRepoType, RepoTypeKernel, RepoTypeModel,
+};
 use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::project::RepoType;
 use sha2::{Digest, Sha256};
@@ -41,6 +43,38 @@ pub struct Refs {
     pub tags: Vec<Ref>,
     /// Branches.
     pub branches: Vec<Ref>,
+}
+
+/// One file on the Hub.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteFile<'a> {
+    /// Which kind of repo holds it.
+    pub repo_type: RepoType,
+    /// `owner/name`.
+    pub repo: &'a str,
+    /// A commit (or any revision the Hub resolves).
+    pub revision: &'a str,
+    /// Path inside the repo.
+    pub path: &'a str,
+}
+
+/// Where downloaded bytes go.
+pub trait Sink {
+    /// Forget what was written: a new try starts from the first byte.
+    fn restart(&mut self) -> std::io::Result<()>;
+    /// Take the next bytes.
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()>;
+}
+
+impl Sink for Vec<u8> {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
 }
 
 /// A connection to one Hub. Exists only when online.
@@ -105,8 +139,20 @@ impl HubClient {
         let what = format!("the tags and branches of `{repo}`");
         self.retrying(&what, || async {
             let refs = match repo_type {
-                RepoType::Kernel => self.hub.repository(RepoTypeKernel, owner, name).list_refs().send().await,
-                RepoType::Model => self.hub.repository(RepoTypeModel, owner, name).list_refs().send().await,
+                RepoType::Kernel => {
+                    self.hub
+                        .repository(RepoTypeKernel, owner, name)
+                        .list_refs()
+                        .send()
+                        .await
+                }
+                RepoType::Model => {
+                    self.hub
+                        .repository(RepoTypeModel, owner, name)
+                        .list_refs()
+                        .send()
+                        .await
+                }
             }
             .map_err(|e| self.classify(e, repo_type, repo, "", ""))?;
             let convert = |list: Vec<hf_hub::repository::GitRefInfo>| {
@@ -125,32 +171,42 @@ impl HubClient {
         .await
     }
 
-    /// Streams `path` of `repo` at `revision` into `sink`, hashing as it
-    /// goes and stopping past `limit` bytes. `reset` is called before each
-    /// try so the sink can start over. Returns the hash and length.
+    /// Streams `remote` into `sink`, hashing as it goes and stopping past
+    /// `limit` bytes; the sink is restarted before each try. Returns the
+    /// hash and length.
     pub async fn download(
         &self,
-        repo_type: RepoType,
-        repo: &str,
-        revision: &str,
-        path: &str,
+        remote: &RemoteFile<'_>,
         limit: u64,
-        mut sink: impl FnMut(&[u8]) -> std::io::Result<()>,
-        mut reset: impl FnMut() -> std::io::Result<()>,
+        sink: &mut dyn Sink,
     ) -> Result<(Sha256Digest, u64), Error> {
-        let what = format!("`{path}` of `{repo}` at `{revision}`");
+        let what = format!(
+            "`{}` of `{}` at `{}`",
+            remote.path, remote.repo, remote.revision
+        );
+        let (owner, name) = hf_hub::split_id(remote.repo);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            reset()?;
-            let outcome = match repo_type {
+            sink.restart()?;
+            let outcome = match remote.repo_type {
                 RepoType::Kernel => {
-                    let handle = self.hub.repository(RepoTypeKernel, hf_hub::split_id(repo).0, hf_hub::split_id(repo).1);
-                    self.stream_once(&handle, repo_type, repo, revision, path, limit, &mut sink).await
+                    self.stream_once(
+                        &self.hub.repository(RepoTypeKernel, owner, name),
+                        remote,
+                        limit,
+                        sink,
+                    )
+                    .await
                 }
                 RepoType::Model => {
-                    let handle = self.hub.repository(RepoTypeModel, hf_hub::split_id(repo).0, hf_hub::split_id(repo).1);
-                    self.stream_once(&handle, repo_type, repo, revision, path, limit, &mut sink).await
+                    self.stream_once(
+                        &self.hub.repository(RepoTypeModel, owner, name),
+                        remote,
+                        limit,
+                        sink,
+                    )
+                    .await
                 }
             };
             match outcome {
@@ -160,40 +216,45 @@ impl HubClient {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn stream_once<T: HubRepoType>(
         &self,
         handle: &HFRepository<T>,
-        repo_type: RepoType,
-        repo: &str,
-        revision: &str,
-        path: &str,
+        remote: &RemoteFile<'_>,
         limit: u64,
-        sink: &mut impl FnMut(&[u8]) -> std::io::Result<()>,
+        sink: &mut dyn Sink,
     ) -> Result<(Sha256Digest, u64), Failure> {
+        let classify = |e| {
+            self.classify(
+                e,
+                remote.repo_type,
+                remote.repo,
+                remote.revision,
+                remote.path,
+            )
+        };
         let (_, mut stream) = handle
             .download_file_stream()
-            .filename(path)
-            .revision(revision)
+            .filename(remote.path)
+            .revision(remote.revision)
             .send()
             .await
-            .map_err(|e| self.classify(e, repo_type, repo, revision, path))?;
+            .map_err(classify)?;
         let mut hasher = Sha256::new();
         let mut total = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| self.classify(e, repo_type, repo, revision, path))?;
+            let chunk = chunk.map_err(classify)?;
             total += chunk.len() as u64;
             if total > limit {
                 // Stop reading: dropping the stream closes the connection.
                 return Err(Failure::Fatal(Error::Mismatch {
-                    repo: repo.to_string(),
-                    file: path.to_string(),
-                    commit: revision.to_string(),
-                    problem: FileProblem::Long { expected: limit },
+                    repo: remote.repo.to_string(),
+                    file: remote.path.to_string(),
+                    commit: remote.revision.to_string(),
+                    problem: Box::new(FileProblem::Long { expected: limit }),
                 }));
             }
             hasher.update(&chunk);
-            sink(&chunk).map_err(|e| Failure::Fatal(e.into()))?;
+            sink.write(&chunk).map_err(|e| Failure::Fatal(e.into()))?;
         }
         Ok((Sha256Digest(hasher.finalize().into()), total))
     }
@@ -228,7 +289,13 @@ impl HubClient {
         }
     }
 
-    async fn back_off(&self, attempt: u32, retry_after: Option<Duration>, what: &str, message: &str) {
+    async fn back_off(
+        &self,
+        attempt: u32,
+        retry_after: Option<Duration>,
+        what: &str,
+        message: &str,
+    ) {
         let backoff = BASE_BACKOFF * 2u32.saturating_pow(attempt - 1);
         let wait = retry_after.map_or(backoff, |w| w.min(MAX_RETRY_AFTER));
         tracing::warn!(%what, %message, attempt, wait_ms = wait.as_millis() as u64, "retrying");
@@ -237,7 +304,14 @@ impl HubClient {
 
     /// Sorts an `hf-hub` error into retry-worthy or final, with kernelhub's
     /// messages for the final ones.
-    fn classify(&self, error: HFError, repo_type: RepoType, repo: &str, revision: &str, path: &str) -> Failure {
+    fn classify(
+        &self,
+        error: HFError,
+        repo_type: RepoType,
+        repo: &str,
+        revision: &str,
+        path: &str,
+    ) -> Failure {
         let repo_not_found = || Error::RepoNotFound {
             repo: repo.to_string(),
             repo_type: repo_type.as_str(),
@@ -260,21 +334,29 @@ impl HubClient {
         match error {
             HFError::RepoNotFound { .. } => Failure::Fatal(repo_not_found()),
             HFError::RevisionNotFound { .. } => Failure::Fatal(revision_not_found()),
-            HFError::EntryNotFound { context, .. } => {
-                Failure::Fatal(by_code(context.as_ref().and_then(|c| c.error_code.as_deref())))
-            }
+            HFError::EntryNotFound { context, .. } => Failure::Fatal(by_code(
+                context.as_ref().and_then(|c| c.error_code.as_deref()),
+            )),
             // The Hub answers 401 for a repo it will not admit exists.
-            HFError::AuthRequired { context } if context.error_code.as_deref() == Some("RepoNotFound") => {
+            HFError::AuthRequired { context }
+                if context.error_code.as_deref() == Some("RepoNotFound") =>
+            {
                 Failure::Fatal(repo_not_found())
             }
             HFError::RateLimited { retry_after, .. } => {
                 Failure::Transient(retry_after, "rate limited (429)".to_string())
             }
-            HFError::Http { context } if context.status.is_server_error() || context.status.as_u16() == 408 => {
+            HFError::Http { context }
+                if context.status.is_server_error() || context.status.as_u16() == 408 =>
+            {
                 Failure::Transient(None, format!("HTTP {}", context.status))
             }
             HFError::Request { source, .. }
-                if source.is_timeout() || source.is_connect() || source.is_body() || source.is_request() || source.is_decode() =>
+                if source.is_timeout()
+                    || source.is_connect()
+                    || source.is_body()
+                    || source.is_request()
+                    || source.is_decode() =>
             {
                 Failure::Transient(None, describe(&source))
             }

@@ -32,10 +32,12 @@ pub enum Error {
         /// The pinned commit.
         commit: String,
         /// What is wrong.
-        problem: FileProblem,
+        problem: Box<FileProblem>,
     },
     /// The Hub has no such repo.
-    #[error("The Hub at `{endpoint}` has no {repo_type} repo `{repo}`\n  hint: check the repo id, the endpoint, `repo_type` (mirrors may only have `model`), and `HF_TOKEN` for private repos")]
+    #[error(
+        "The Hub at `{endpoint}` has no {repo_type} repo `{repo}`\n  hint: check the repo id, the endpoint, `repo_type` (mirrors may only have `model`), and `HF_TOKEN` for private repos"
+    )]
     RepoNotFound {
         /// `owner/name`.
         repo: String,
@@ -45,7 +47,9 @@ pub enum Error {
         endpoint: String,
     },
     /// The repo has no such revision.
-    #[error("`{repo}` has no revision `{revision}`\n  hint: the commit may have been removed or force-pushed away; run `kernelhub lock --update {name}` to re-resolve")]
+    #[error(
+        "`{repo}` has no revision `{revision}`\n  hint: the commit may have been removed or force-pushed away; run `kernelhub lock --update {name}` to re-resolve"
+    )]
     RevisionNotFound {
         /// `owner/name`.
         repo: String,
@@ -55,7 +59,9 @@ pub enum Error {
         name: String,
     },
     /// The revision has no such file.
-    #[error("`{repo}` at `{revision}` has no file `{file}`\n  hint: the kernel's manifest names a file its repo does not contain; tell the kernel's author")]
+    #[error(
+        "`{repo}` at `{revision}` has no file `{file}`\n  hint: the kernel's manifest names a file its repo does not contain; tell the kernel's author"
+    )]
     FileNotFound {
         /// `owner/name`.
         repo: String,
@@ -93,7 +99,9 @@ pub enum Error {
         diagnostics: String,
     },
     /// The lock has no such kernel.
-    #[error("`kernels.lock` has no kernel `{0}`\n  hint: add it to `kernels.toml` and run `kernelhub lock`")]
+    #[error(
+        "`kernels.lock` has no kernel `{0}`\n  hint: add it to `kernels.toml` and run `kernelhub lock`"
+    )]
     NotLocked(String),
     /// A bundle that is malformed or does not verify; nothing was imported.
     #[error("Bundle `{bundle}` was refused, nothing was imported: {reason}")]

@@ -16,7 +16,7 @@ use kernelhub_manifest::lock::{LockedKernel, Lockfile};
 use kernelhub_manifest::select::{Platform, select};
 
 use crate::cache::{FileState, HubCache, PinnedFile};
-use crate::client::HubClient;
+use crate::client::{HubClient, RemoteFile, Sink};
 use crate::error::Error;
 
 /// Which artifacts to fetch.
@@ -136,7 +136,12 @@ pub async fn fetch(
     let manifests = join_all(lock.kernels.iter().map(|locked| async move {
         let file = PinnedFile::manifest(locked);
         let outcome = ensure(client, cache, &file, observer).await?;
-        cache.write_ref(locked.repo_type, &locked.repo, &locked.reference, &locked.commit)?;
+        cache.write_ref(
+            locked.repo_type,
+            &locked.repo,
+            &locked.reference,
+            &locked.commit,
+        )?;
         let manifest = cache.load_manifest(locked)?;
         Ok::<_, Error>((locked, manifest, (file, outcome)))
     }))
@@ -158,7 +163,10 @@ pub async fn fetch(
             Err(error) => errors.push(error),
         }
     }
-    observer.planned(work.len(), work.iter().map(|(_, f)| f.size.unwrap_or(0)).sum());
+    observer.planned(
+        work.len(),
+        work.iter().map(|(_, f)| f.size.unwrap_or(0)).sum(),
+    );
     let mut results = futures::stream::iter(work.into_iter().map(|(kernel, file)| async move {
         let outcome = ensure(client, cache, &file, observer).await;
         (kernel, file, outcome)
@@ -211,34 +219,43 @@ pub async fn ensure(
         observer.finished(file, Outcome::Cached);
         return Ok(Outcome::Cached);
     }
-    let mut written = cache.blob_writer(file)?;
-    let (digest, length) = {
-        let sink_target = std::cell::RefCell::new(written.as_file_mut());
-        client
-            .download(
-                file.repo_type,
-                &file.repo,
-                &file.commit,
-                &file.path,
-                file.limit(),
-                |chunk| {
-                    observer.received(file, chunk.len() as u64);
-                    sink_target.borrow_mut().write_all(chunk)
-                },
-                || {
-                    let mut target = sink_target.borrow_mut();
-                    target.set_len(0)?;
-                    target.rewind()
-                },
-            )
-            .await?
+    let mut written = BlobSink {
+        file: cache.blob_writer(file)?,
+        pinned: file,
+        observer,
     };
+    let remote = RemoteFile {
+        repo_type: file.repo_type,
+        repo: &file.repo,
+        revision: &file.commit,
+        path: &file.path,
+    };
+    let (digest, length) = client.download(&remote, file.limit(), &mut written).await?;
+    let written = written.file;
     file.check(digest, length).map_err(|p| file.mismatch(p))?;
     written.as_file().sync_all()?;
     cache.install(file, written.into_temp_path())?;
     drop(lock);
     observer.finished(file, Outcome::Downloaded);
     Ok(Outcome::Downloaded)
+}
+
+/// Writes a download into its blob's temporary file, reporting progress.
+struct BlobSink<'a> {
+    file: tempfile::NamedTempFile,
+    pinned: &'a PinnedFile,
+    observer: &'a dyn Observer,
+}
+
+impl Sink for BlobSink<'_> {
+    fn restart(&mut self) -> std::io::Result<()> {
+        self.file.as_file().set_len(0)?;
+        self.file.rewind()
+    }
+    fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.observer.received(self.pinned, chunk.len() as u64);
+        self.file.write_all(chunk)
+    }
 }
 
 /// Runs file work (hashing, waiting for a lock) off the async threads.

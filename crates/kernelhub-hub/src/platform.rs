@@ -72,7 +72,11 @@ mod tests {
         for (node, version) in [("0", "0"), ("1", "90010"), ("2", "90402"), ("3", "110000")] {
             let path = dir.path().join(node);
             std::fs::create_dir(&path).unwrap();
-            std::fs::write(path.join("properties"), format!("cpu_cores_count 0\ngfx_target_version {version}\n")).unwrap();
+            std::fs::write(
+                path.join("properties"),
+                format!("cpu_cores_count 0\ngfx_target_version {version}\n"),
+            )
+            .unwrap();
         }
         let mut found: Vec<String> = amd_gpus(dir.path()).iter().map(|p| p.to_string()).collect();
         found.sort();

@@ -17,7 +17,7 @@ use kernelhub_manifest::lock::{LockedKernel, Lockfile};
 use kernelhub_manifest::project::{Dependency, ProjectManifest, RepoType, Revision};
 
 use crate::cache::{HubCache, MANIFEST, PinnedFile, parse_manifest};
-use crate::client::{HubClient, Refs};
+use crate::client::{HubClient, Refs, RemoteFile};
 use crate::error::Error;
 
 /// Which locked entries `kernelhub lock` may move.
@@ -32,7 +32,12 @@ pub enum Update {
 }
 
 /// Whether the existing entry can stay as it is.
-fn keep<'a>(dependency: &Dependency, repo_type: RepoType, previous: Option<&'a Lockfile>, update: &Update) -> Option<&'a LockedKernel> {
+fn keep<'a>(
+    dependency: &Dependency,
+    repo_type: RepoType,
+    previous: Option<&'a Lockfile>,
+    update: &Update,
+) -> Option<&'a LockedKernel> {
     let name = dependency.name.get_ref();
     let moving = match update {
         Update::Stale => false,
@@ -102,24 +107,15 @@ async fn resolve_one(
         Revision::Commit(commit) => (commit.clone(), commit.clone()),
         revision => pick(name, repo, revision, &client.refs(repo_type, repo).await?)?,
     };
-    let bytes = std::cell::RefCell::new(Vec::new());
-    let limit = kernelhub_manifest::MAX_FILE_SIZE as u64;
+    let mut bytes = Vec::new();
+    let remote = RemoteFile {
+        repo_type,
+        repo,
+        revision: &commit,
+        path: MANIFEST,
+    };
     let downloaded = client
-        .download(
-            repo_type,
-            repo,
-            &commit,
-            MANIFEST,
-            limit,
-            |chunk| {
-                bytes.borrow_mut().extend_from_slice(chunk);
-                Ok(())
-            },
-            || {
-                bytes.borrow_mut().clear();
-                Ok(())
-            },
-        )
+        .download(&remote, kernelhub_manifest::MAX_FILE_SIZE, &mut bytes)
         .await;
     let (digest, _) = downloaded.map_err(|e| match e {
         Error::RevisionNotFound { repo, revision, .. } => Error::RevisionNotFound {
@@ -129,7 +125,6 @@ async fn resolve_one(
         },
         other => other,
     })?;
-    let bytes = bytes.into_inner();
     let pinned = PinnedFile {
         repo_type,
         repo: repo.clone(),
@@ -152,7 +147,12 @@ async fn resolve_one(
 }
 
 /// Picks the ref a requirement resolves to: `(reference, commit)`.
-pub fn pick(name: &str, repo: &str, revision: &Revision, refs: &Refs) -> Result<(String, String), Error> {
+pub fn pick(
+    name: &str,
+    repo: &str,
+    revision: &Revision,
+    refs: &Refs,
+) -> Result<(String, String), Error> {
     let unsatisfiable = |available: String| Error::Unsatisfiable {
         name: name.to_string(),
         repo: repo.to_string(),
@@ -164,7 +164,10 @@ pub fn pick(name: &str, repo: &str, revision: &Revision, refs: &Refs) -> Result<
             .branches
             .iter()
             .map(|b| b.name.as_str())
-            .filter(|b| b.strip_prefix('v').is_some_and(|n| n.parse::<u64>().is_ok()))
+            .filter(|b| {
+                b.strip_prefix('v')
+                    .is_some_and(|n| n.parse::<u64>().is_ok())
+            })
             .collect();
         names
     };
@@ -189,7 +192,11 @@ pub fn pick(name: &str, repo: &str, revision: &Revision, refs: &Refs) -> Result<
                         .collect();
                     let mut available = format!(
                         "\n  the repo's version tags: {}",
-                        if tags.is_empty() { "none".to_string() } else { tags.join(", ") }
+                        if tags.is_empty() {
+                            "none".to_string()
+                        } else {
+                            tags.join(", ")
+                        }
                     );
                     let branches = major_branches();
                     if !branches.is_empty() {
@@ -206,7 +213,11 @@ pub fn pick(name: &str, repo: &str, revision: &Revision, refs: &Refs) -> Result<
             let branches = major_branches();
             unsatisfiable(format!(
                 "\n  the repo's version branches: {}",
-                if branches.is_empty() { "none".to_string() } else { branches.join(", ") }
+                if branches.is_empty() {
+                    "none".to_string()
+                } else {
+                    branches.join(", ")
+                }
             ))
         }),
         Revision::Branch(branch) => find_branch(refs, branch)
@@ -233,7 +244,13 @@ mod tests {
             commit: c.to_string().repeat(40),
         };
         Refs {
-            tags: vec![r("v1.0.0", 'a'), r("v1.1.0", 'b'), r("v2.0.0", 'c'), r("v2.1.0-rc.1", 'd'), r("nightly", 'e')],
+            tags: vec![
+                r("v1.0.0", 'a'),
+                r("v1.1.0", 'b'),
+                r("v2.0.0", 'c'),
+                r("v2.1.0-rc.1", 'd'),
+                r("nightly", 'e'),
+            ],
             branches: vec![r("main", 'f'), r("v1", '1'), r("v2", '2')],
         }
     }
@@ -246,17 +263,29 @@ mod tests {
     fn highest_matching_tag_wins_and_prereleases_need_asking() {
         let req = |r: &str| Revision::Version(semver::VersionReq::parse(r).unwrap());
         assert_eq!(resolve(req("^1")).unwrap().0, "v1.1.0");
-        assert_eq!(resolve(req("=1.0.0")).unwrap(), ("v1.0.0".into(), "a".repeat(40)));
+        assert_eq!(
+            resolve(req("=1.0.0")).unwrap(),
+            ("v1.0.0".into(), "a".repeat(40))
+        );
         assert_eq!(resolve(req(">=1")).unwrap().0, "v2.0.0");
         assert_eq!(resolve(req(">=2.1.0-rc.1")).unwrap().0, "v2.1.0-rc.1");
     }
 
     #[test]
     fn branches_and_version_branches() {
-        assert_eq!(resolve(Revision::MajorBranch(2)).unwrap(), ("v2".into(), "2".repeat(40)));
-        assert_eq!(resolve(Revision::Branch("main".into())).unwrap().1, "f".repeat(40));
+        assert_eq!(
+            resolve(Revision::MajorBranch(2)).unwrap(),
+            ("v2".into(), "2".repeat(40))
+        );
+        assert_eq!(
+            resolve(Revision::Branch("main".into())).unwrap().1,
+            "f".repeat(40)
+        );
         let missing = resolve(Revision::MajorBranch(3)).unwrap_err().to_string();
-        assert!(missing.contains("branch `v3`") && missing.contains("v1, v2"), "{missing}");
+        assert!(
+            missing.contains("branch `v3`") && missing.contains("v1, v2"),
+            "{missing}"
+        );
     }
 
     #[test]

@@ -97,7 +97,9 @@ pub enum SettingsError {
     #[error("Hub endpoint `{0}` is not an http(s) URL")]
     BadEndpoint(String),
     /// No cache directory can be derived.
-    #[error("No cache directory: set `KERNELHUB_CACHE`, `HF_HUB_CACHE` or `HOME`, or pass `--cache-dir`")]
+    #[error(
+        "No cache directory: set `KERNELHUB_CACHE`, `HF_HUB_CACHE` or `HOME`, or pass `--cache-dir`"
+    )]
     NoCache,
 }
 
@@ -145,20 +147,19 @@ impl Settings {
                 None => false,
                 Some(value) => parse_bool(env::HF_HUB_OFFLINE, &value)?,
             };
-        let number = |name: &'static str, default: u64| -> Result<u64, SettingsError> {
-            match var(name) {
-                None => Ok(default),
-                Some(value) => value
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or(SettingsError::BadVariable {
-                        name,
-                        value,
-                        expected: "a whole number above 0",
-                    }),
-            }
-        };
+        let number =
+            |name: &'static str, default: u64| -> Result<u64, SettingsError> {
+                match var(name) {
+                    None => Ok(default),
+                    Some(value) => value.parse::<u64>().ok().filter(|n| *n > 0).ok_or(
+                        SettingsError::BadVariable {
+                            name,
+                            value,
+                            expected: "a whole number above 0",
+                        },
+                    ),
+                }
+            };
         Ok(Settings {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             token,
@@ -207,9 +208,15 @@ mod tests {
 
     use super::*;
 
-    fn resolve(overrides: &Overrides, hub: Option<&HubSettings>, vars: &[(&str, &str)]) -> Settings {
-        let vars: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    fn resolve(
+        overrides: &Overrides,
+        hub: Option<&HubSettings>,
+        vars: &[(&str, &str)],
+    ) -> Settings {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::resolve(overrides, hub, |name| vars.get(name).cloned()).unwrap()
     }
 
@@ -269,7 +276,11 @@ mod tests {
             _ => None,
         });
         assert!(bad.unwrap_err().to_string().contains("`HF_HUB_OFFLINE`"));
-        let s = resolve(&none, None, &[(env::HOME, "/u"), (env::HF_TOKEN, "hf_secret")]);
+        let s = resolve(
+            &none,
+            None,
+            &[(env::HOME, "/u"), (env::HF_TOKEN, "hf_secret")],
+        );
         assert_eq!(s.token.as_ref().unwrap().expose(), "hf_secret");
         assert!(!format!("{s:?}").contains("hf_secret"));
     }

@@ -41,11 +41,21 @@ impl VerifyReport {
 }
 
 /// Checks every file `lock` pins for `platforms`, using `threads` threads.
-pub fn verify(cache: &HubCache, lock: &Lockfile, platforms: &Platforms, threads: usize) -> Result<VerifyReport, Error> {
+pub fn verify(
+    cache: &HubCache,
+    lock: &Lockfile,
+    platforms: &Platforms,
+    threads: usize,
+) -> Result<VerifyReport, Error> {
     let mut report = VerifyReport::default();
     let manifests: Vec<PinnedFile> = lock.kernels.iter().map(PinnedFile::manifest).collect();
     let mut artifacts = Vec::new();
-    for ((locked, file), state) in lock.kernels.iter().zip(&manifests).zip(hash_all(cache, &manifests, threads)) {
+    for ((locked, file), state) in lock
+        .kernels
+        .iter()
+        .zip(&manifests)
+        .zip(hash_all(cache, &manifests, threads))
+    {
         let state = state?;
         if state == FileState::Verified {
             let manifest = cache.load_manifest(locked)?;
@@ -60,9 +70,14 @@ pub fn verify(cache: &HubCache, lock: &Lockfile, platforms: &Platforms, threads:
 }
 
 /// The state of each file, hashed in parallel; results in input order.
-pub fn hash_all(cache: &HubCache, files: &[PinnedFile], threads: usize) -> Vec<std::io::Result<FileState>> {
+pub fn hash_all(
+    cache: &HubCache,
+    files: &[PinnedFile],
+    threads: usize,
+) -> Vec<std::io::Result<FileState>> {
     let next = AtomicUsize::new(0);
-    let results: Vec<Mutex<Option<std::io::Result<FileState>>>> = files.iter().map(|_| Mutex::new(None)).collect();
+    let results: Vec<Mutex<Option<std::io::Result<FileState>>>> =
+        files.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..threads.clamp(1, files.len().max(1)) {
             scope.spawn(|| {

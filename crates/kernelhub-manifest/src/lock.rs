@@ -132,7 +132,14 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, Locke
     };
     fields.finish(
         ctx,
-        &["name", "repo", "repo_type", "ref", "commit", "manifest_sha256"],
+        &[
+            "name",
+            "repo",
+            "repo_type",
+            "ref",
+            "commit",
+            "manifest_sha256",
+        ],
     );
     let hint = "run `kernelhub lock` to rewrite the lock";
     if let Some(repo) = repo.as_ref().filter(|r| !is_repo_id(r.get_ref())) {

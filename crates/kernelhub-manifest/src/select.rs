@@ -168,9 +168,9 @@ fn fit(artifact: &Artifact, platform: &Platform) -> Result<Fit, String> {
                     target_list(artifact)
                 )
             }),
-        (Platform::Cuda(_), _) | (Platform::Rocm(_), _) => {
-            Err(format!("a {backend} artifact; the platform is `{platform}`"))
-        }
+        (Platform::Cuda(_), _) | (Platform::Rocm(_), _) => Err(format!(
+            "a {backend} artifact; the platform is `{platform}`"
+        )),
     }
 }
 
@@ -280,7 +280,12 @@ mod tests {
         let m = manifest(
             &[
                 artifact("cuda", "cubin", "targets = [\"sm_90a\"]", &["f32"]),
-                artifact("rocm", "hsaco", "targets = [\"gfx942:xnack-\"]", &["f32", "f16"]),
+                artifact(
+                    "rocm",
+                    "hsaco",
+                    "targets = [\"gfx942:xnack-\"]",
+                    &["f32", "f16"],
+                ),
             ]
             .concat(),
         );
@@ -288,7 +293,11 @@ mod tests {
         let on_sm100 = select(&m, &"cuda:sm_100".parse().unwrap());
         assert!(on_sm100.chosen.is_empty());
         assert_eq!(on_sm100.uncovered.len(), 2);
-        assert!(on_sm100.rejected[0].1.contains("`sm_90a`"), "{:?}", on_sm100.rejected);
+        assert!(
+            on_sm100.rejected[0].1.contains("`sm_90a`"),
+            "{:?}",
+            on_sm100.rejected
+        );
         assert_eq!(chosen(&m, "rocm:gfx942"), [1]);
         assert_eq!(chosen(&m, "rocm:gfx942:xnack-"), [1]);
         assert!(chosen(&m, "rocm:gfx942:xnack+").is_empty());
