@@ -201,7 +201,7 @@ fn missing_repo_revision_and_file_have_three_messages() {
             }
             _ => assert!(matches!(error, Error::FileNotFound { .. }), "{error:?}"),
         }
-        assert_eq!(server.gets("kernel.toml"), 0, "the HEAD's 404 is final");
+        assert_eq!(server.gets("kernel.toml"), 1, "a 404 is not retried");
     }
     assert!(
         messages[0].contains("has no model repo `acme/scale`"),

@@ -85,10 +85,12 @@ impl Olah {
     /// The server shared by this test binary, started on first use.
     pub fn shared() -> &'static Olah {
         static OLAH: OnceLock<Olah> = OnceLock::new();
-        OLAH.get_or_init(Olah::start)
+        OLAH.get_or_init(|| Olah::start(&KERNELS.map(|k| (k.to_string(), k)), 1))
     }
 
-    fn start() -> Olah {
+    /// A server with one repo `kernels-test/<name>` per `(name, source)`,
+    /// built from `kernels/<source>`, running `workers` processes.
+    pub fn start(repos: &[(String, &str)], workers: u32) -> Olah {
         let olah = venv().join("bin/olah-cli");
         assert!(
             olah.exists(),
@@ -97,9 +99,9 @@ impl Olah {
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let mirrors = dir.path().join("mirrors");
-        for kernel in KERNELS {
-            let repo = mirrors.join("models").join(OWNER).join(kernel);
-            copy_tree(&repo_root().join("kernels").join(kernel), &repo);
+        for (name, source) in repos {
+            let repo = mirrors.join("models").join(OWNER).join(name);
+            copy_tree(&repo_root().join("kernels").join(source), &repo);
             git(&repo, &["init", "-q", "-b", "main"]);
             let manifest = std::fs::read_to_string(repo.join("kernel.toml")).expect("kernel.toml");
             for (tag, version) in RELEASES {
@@ -132,7 +134,7 @@ impl Olah {
         .expect("write olah.toml");
         // The watchdog stops olah when this test process is gone.
         let script = format!(
-            "'{}' -c '{}' >'{}' 2>&1 & server=$!; while kill -0 {} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; kill $server 2>/dev/null",
+            "'{}' -c '{}' --workers {workers} >'{}' 2>&1 & server=$!; while kill -0 {} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 0.5; done; kill $server 2>/dev/null",
             olah.display(),
             config.display(),
             dir.path().join("olah.log").display(),
@@ -148,7 +150,7 @@ impl Olah {
             .spawn()
             .expect("start olah");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let ready = format!("/api/models/{OWNER}/{}/refs", KERNELS[0]);
+        let ready = format!("/api/models/{OWNER}/{}/refs", repos[0].0);
         let deadline = Instant::now() + Duration::from_secs(60);
         while !http_ok(port, &ready) {
             assert!(

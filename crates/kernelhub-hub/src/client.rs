@@ -1,5 +1,14 @@
-//! The only code that talks to a Hub: `hf-hub` underneath, kernelhub's retry
-//! policy and errors on top.
+//! The only code that talks to a Hub: `hf-hub` for its API (refs), one
+//! plain GET per file for downloads, kernelhub's retry policy and errors on
+//! top.
+//!
+//! Why not `hf-hub`'s download stream: it sends a HEAD before every GET (to
+//! learn whether a file is Xet-backed), doubling the requests per file. On
+//! a request-bound server that doubled a cold fetch's time (measured in
+//! BENCHMARKS.md). A GET of the `resolve` URL returns every file, Xet-backed
+//! ones through a redirect to the Hub's bridge, so one request suffices;
+//! kernel artifacts are megabytes, where Xet's chunk deduplication gains
+//! nothing.
 //!
 //! `hf-hub`'s own retries are turned off so one policy governs everything:
 //! transient failures (connection errors, timeouts, a body cut short, 408,
@@ -12,15 +21,13 @@
 use std::time::Duration;
 
 use futures::StreamExt;
-use hf_hub::{
-    HFClient, HFError, HFRepository, RepoType as HubRepoType, RepoTypeKernel, RepoTypeModel,
-};
+use hf_hub::{HFClient, HFError, RepoTypeKernel, RepoTypeModel};
 use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::project::RepoType;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, FileProblem};
-use crate::settings::{Connectivity, Settings};
+use crate::settings::{Connectivity, Settings, Token};
 
 /// The longest `Retry-After` honoured; a longer one is waited this long.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
@@ -81,6 +88,8 @@ impl Sink for Vec<u8> {
 #[derive(Debug, Clone)]
 pub struct HubClient {
     hub: HFClient,
+    http: reqwest::Client,
+    token: Option<Token>,
     endpoint: String,
     attempts: u32,
 }
@@ -111,7 +120,7 @@ impl HubClient {
             })?;
         let mut builder = HFClient::builder()
             .endpoint(settings.endpoint.clone())
-            .client(http)
+            .client(http.clone())
             .cache_dir(settings.cache_dir.clone())
             .retry_max_attempts(0);
         if let Some(token) = &settings.token {
@@ -123,6 +132,8 @@ impl HubClient {
         })?;
         Ok(Some(HubClient {
             hub,
+            http,
+            token: settings.token.clone(),
             endpoint: settings.endpoint.clone(),
             attempts: settings.attempts.max(1),
         }))
@@ -184,31 +195,12 @@ impl HubClient {
             "`{}` of `{}` at `{}`",
             remote.path, remote.repo, remote.revision
         );
-        let (owner, name) = hf_hub::split_id(remote.repo);
+        let url = self.resolve_url(remote)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
             sink.restart()?;
-            let outcome = match remote.repo_type {
-                RepoType::Kernel => {
-                    self.stream_once(
-                        &self.hub.repository(RepoTypeKernel, owner, name),
-                        remote,
-                        limit,
-                        sink,
-                    )
-                    .await
-                }
-                RepoType::Model => {
-                    self.stream_once(
-                        &self.hub.repository(RepoTypeModel, owner, name),
-                        remote,
-                        limit,
-                        sink,
-                    )
-                    .await
-                }
-            };
+            let outcome = self.stream_once(&url, remote, limit, sink).await;
             match outcome {
                 Ok(done) => return Ok(done),
                 Err(failure) => self.after_failure(attempt, failure, &what).await?,
@@ -216,33 +208,51 @@ impl HubClient {
         }
     }
 
-    async fn stream_once<T: HubRepoType>(
+    /// `{endpoint}/[kernels/]{owner}/{name}/resolve/{revision}/{path}`,
+    /// each segment percent-encoded.
+    fn resolve_url(&self, remote: &RemoteFile<'_>) -> Result<reqwest::Url, Error> {
+        let bad = |message: String| Error::Http {
+            what: format!("the URL of `{}`", remote.path),
+            message,
+        };
+        let mut url = reqwest::Url::parse(&self.endpoint).map_err(|e| bad(e.to_string()))?;
+        {
+            let mut segments = url
+                .path_segments_mut()
+                .map_err(|()| bad(format!("`{}` cannot be a base URL", self.endpoint)))?;
+            segments.pop_if_empty();
+            if remote.repo_type == RepoType::Kernel {
+                segments.push("kernels");
+            }
+            segments.extend(remote.repo.split('/'));
+            segments.push("resolve");
+            segments.push(remote.revision);
+            segments.extend(remote.path.split('/'));
+        }
+        Ok(url)
+    }
+
+    async fn stream_once(
         &self,
-        handle: &HFRepository<T>,
+        url: &reqwest::Url,
         remote: &RemoteFile<'_>,
         limit: u64,
         sink: &mut dyn Sink,
     ) -> Result<(Sha256Digest, u64), Failure> {
-        let classify = |e| {
-            self.classify(
-                e,
-                remote.repo_type,
-                remote.repo,
-                remote.revision,
-                remote.path,
-            )
-        };
-        let (_, mut stream) = handle
-            .download_file_stream()
-            .filename(remote.path)
-            .revision(remote.revision)
-            .send()
-            .await
-            .map_err(classify)?;
+        let mut request = self.http.get(url.clone());
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token.expose());
+        }
+        let response = request.send().await.map_err(|e| transport(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(self.refusal(&response, remote));
+        }
+        let mut stream = response.bytes_stream();
         let mut hasher = Sha256::new();
         let mut total = 0u64;
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(classify)?;
+            let chunk = chunk.map_err(|e| transport(&e))?;
             total += chunk.len() as u64;
             if total > limit {
                 // Stop reading: dropping the stream closes the connection.
@@ -302,6 +312,78 @@ impl HubClient {
         tokio::time::sleep(wait).await;
     }
 
+    /// Sorts a non-success answer to a file GET like [`HubClient::classify`]
+    /// sorts `hf-hub`'s errors.
+    fn refusal(&self, response: &reqwest::Response, remote: &RemoteFile<'_>) -> Failure {
+        let status = response.status();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let code = header("x-error-code");
+        let not_found = || {
+            self.not_found(
+                code.as_deref(),
+                remote.repo_type,
+                remote.repo,
+                remote.revision,
+                remote.path,
+            )
+        };
+        match status.as_u16() {
+            404 => Failure::Fatal(not_found()),
+            401 if code.as_deref() == Some("RepoNotFound") => Failure::Fatal(not_found()),
+            429 => Failure::Transient(
+                header("retry-after")
+                    .and_then(|s| s.trim().parse().ok())
+                    .map(Duration::from_secs),
+                "rate limited (429)".to_string(),
+            ),
+            408 | 500..=599 => Failure::Transient(None, format!("HTTP {status}")),
+            _ => Failure::Fatal(Error::Http {
+                what: format!(
+                    "`{}` of `{}` at `{}`",
+                    remote.path, remote.repo, remote.revision
+                ),
+                message: format!(
+                    "HTTP {status}{}",
+                    header("x-error-message").map_or(String::new(), |m| format!(": {m}"))
+                ),
+            }),
+        }
+    }
+
+    /// The error for a 404, by the Hub's `X-Error-Code`.
+    fn not_found(
+        &self,
+        code: Option<&str>,
+        repo_type: RepoType,
+        repo: &str,
+        revision: &str,
+        path: &str,
+    ) -> Error {
+        match code {
+            Some("RepoNotFound") => Error::RepoNotFound {
+                repo: repo.to_string(),
+                repo_type: repo_type.as_str(),
+                endpoint: self.endpoint.clone(),
+            },
+            Some("RevisionNotFound") => Error::RevisionNotFound {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+                name: repo.rsplit('/').next().unwrap_or(repo).to_string(),
+            },
+            _ => Error::FileNotFound {
+                repo: repo.to_string(),
+                revision: revision.to_string(),
+                file: path.to_string(),
+            },
+        }
+    }
+
     /// Sorts an `hf-hub` error into retry-worthy or final, with kernelhub's
     /// messages for the final ones.
     fn classify(
@@ -312,28 +394,10 @@ impl HubClient {
         revision: &str,
         path: &str,
     ) -> Failure {
-        let repo_not_found = || Error::RepoNotFound {
-            repo: repo.to_string(),
-            repo_type: repo_type.as_str(),
-            endpoint: self.endpoint.clone(),
-        };
-        let revision_not_found = || Error::RevisionNotFound {
-            repo: repo.to_string(),
-            revision: revision.to_string(),
-            name: repo.rsplit('/').next().unwrap_or(repo).to_string(),
-        };
-        let by_code = |code: Option<&str>| match code {
-            Some("RepoNotFound") => repo_not_found(),
-            Some("RevisionNotFound") => revision_not_found(),
-            _ => Error::FileNotFound {
-                repo: repo.to_string(),
-                revision: revision.to_string(),
-                file: path.to_string(),
-            },
-        };
+        let by_code = |code: Option<&str>| self.not_found(code, repo_type, repo, revision, path);
         match error {
-            HFError::RepoNotFound { .. } => Failure::Fatal(repo_not_found()),
-            HFError::RevisionNotFound { .. } => Failure::Fatal(revision_not_found()),
+            HFError::RepoNotFound { .. } => Failure::Fatal(by_code(Some("RepoNotFound"))),
+            HFError::RevisionNotFound { .. } => Failure::Fatal(by_code(Some("RevisionNotFound"))),
             HFError::EntryNotFound { context, .. } => Failure::Fatal(by_code(
                 context.as_ref().and_then(|c| c.error_code.as_deref()),
             )),
@@ -341,7 +405,7 @@ impl HubClient {
             HFError::AuthRequired { context }
                 if context.error_code.as_deref() == Some("RepoNotFound") =>
             {
-                Failure::Fatal(repo_not_found())
+                Failure::Fatal(by_code(Some("RepoNotFound")))
             }
             HFError::RateLimited { retry_after, .. } => {
                 Failure::Transient(retry_after, "rate limited (429)".to_string())
@@ -365,6 +429,26 @@ impl HubClient {
                 message: other.to_string(),
             }),
         }
+    }
+}
+
+/// Transport failures (connect, timeout, a body cut short) are worth
+/// another try; the rest (a bad URL, too many redirects) are not.
+fn transport(error: &reqwest::Error) -> Failure {
+    if error.is_timeout()
+        || error.is_connect()
+        || error.is_body()
+        || error.is_request()
+        || error.is_decode()
+    {
+        Failure::Transient(None, describe(error))
+    } else {
+        Failure::Fatal(Error::Http {
+            what: error
+                .url()
+                .map_or_else(|| "a request".to_string(), |u| format!("`{u}`")),
+            message: describe(error),
+        })
     }
 }
 
