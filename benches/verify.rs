@@ -45,12 +45,18 @@ fn verify(c: &mut Criterion) {
         };
         let path = cache.snapshot_path(&file);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::File::create(&path).and_then(|mut f| f.write_all(&bytes)).expect("write");
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(&bytes))
+            .expect("write");
         files.push(file);
     }
     let paths: Vec<_> = files.iter().map(|f| cache.snapshot_path(f)).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert!(hash_all(&cache, &files, cores).iter().all(|s| matches!(s, Ok(FileState::Verified))));
+    assert!(
+        hash_all(&cache, &files, cores)
+            .iter()
+            .all(|s| matches!(s, Ok(FileState::Verified)))
+    );
 
     let openssl = |paths: &[std::path::PathBuf]| -> Child {
         Command::new("openssl")
@@ -63,8 +69,12 @@ fn verify(c: &mut Criterion) {
     let mut group = c.benchmark_group("verify_16_files");
     group.throughput(Throughput::Bytes(((FILES * mib_each) << 20) as u64));
     group.sample_size(10);
-    group.bench_function("kernelhub_all_cores", |b| b.iter(|| hash_all(&cache, &files, cores)));
-    group.bench_function("kernelhub_one_thread", |b| b.iter(|| hash_all(&cache, &files, 1)));
+    group.bench_function("kernelhub_all_cores", |b| {
+        b.iter(|| hash_all(&cache, &files, cores))
+    });
+    group.bench_function("kernelhub_one_thread", |b| {
+        b.iter(|| hash_all(&cache, &files, 1))
+    });
     group.bench_function("openssl_one_process", |b| {
         b.iter(|| assert!(openssl(&paths).wait().expect("wait").success()))
     });

@@ -381,13 +381,28 @@ endpoint = "https://hub.example.internal"
 repo_type = "kernel"
 [dependencies]
 activation = { repo = "kernels-community/activation", version = "^0.1" }
+layernorm = { repo = "kernels-community/layernorm", version = 1 }
 rmsnorm = { repo = "acme/rmsnorm", branch = "main" }
 rotary = { repo = "acme/rotary", rev = "0123456789abcdef0123456789abcdef01234567", repo_type = "model" }
 "#;
         let parsed = ProjectManifest::parse(text, Path::new("kernels.toml"), Strictness::Check);
         assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
-        let project = parsed.value.unwrap();
-        assert_eq!(project.dependencies.len(), 3);
+        let mut project = parsed.value.unwrap();
+        assert_eq!(project.dependencies.len(), 4);
+        let layernorm = project.dependencies.remove(1);
+        assert_eq!(*layernorm.revision.get_ref(), Revision::MajorBranch(1));
+        assert!(
+            layernorm
+                .revision
+                .get_ref()
+                .is_satisfied_by("v1", "f".repeat(40).as_str())
+        );
+        assert!(
+            !layernorm
+                .revision
+                .get_ref()
+                .is_satisfied_by("v2", "f".repeat(40).as_str())
+        );
         assert!(
             matches!(project.dependencies[1].revision.get_ref(), Revision::Branch(b) if b == "main")
         );
@@ -408,6 +423,7 @@ schema = 1
 a = { repo = "x/a", version = "^1", branch = "main" }
 b = { repo = "nope", rev = "abc" }
 c = { repo = "x/c" }
+d = { repo = "x/d", version = -1 }
 "#;
         let parsed = ProjectManifest::parse(text, Path::new("kernels.toml"), Strictness::Check);
         let codes: Vec<_> = parsed.diagnostics.iter().map(|d| d.code).collect();
@@ -417,7 +433,8 @@ c = { repo = "x/c" }
                 "conflicting-fields",
                 "invalid-repo",
                 "invalid-revision",
-                "missing-field"
+                "missing-field",
+                "wrong-type"
             ]
         );
     }
