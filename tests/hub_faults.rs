@@ -193,6 +193,10 @@ fn missing_repo_revision_and_file_have_three_messages() {
         server.status("kernel.toml", 404, code);
         let settings = settings(&server.endpoint, dir.path(), "5", "5");
         let error = run(&settings, &lock).unwrap_err();
+        assert!(
+            !format!("{error} {error:?} {settings:?}").contains(TOKEN),
+            "the token leaked"
+        );
         messages.push(error.to_string());
         match code {
             "RepoNotFound" => assert!(matches!(error, Error::RepoNotFound { .. }), "{error:?}"),

@@ -444,34 +444,7 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
     Ok(Outcome::Clean)
 }
 
-pub(crate) fn verify(args: VerifyArgs) -> CliResult {
-    let project = read_project(&args.hub.project)?;
-    let settings = settings(&args.hub, project.as_ref())?;
-    let lock = read_lock(&args.hub.project)?;
-    let platforms = args.targets.platforms();
-    let cache = HubCache::new(&settings.cache_dir);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut report = verify::verify(&cache, &lock, &platforms, threads)?;
-    if args.repair && !report.is_clean() {
-        for file in &report.missing {
-            status(
-                "Missing",
-                format!("{} `{}` ({})", file.repo, file.path, short(&file.commit)),
-            );
-        }
-        for (file, problem) in &report.corrupt {
-            status(
-                "Corrupt",
-                format!("{} `{}` {problem}", file.repo, file.path),
-            );
-        }
-        let fetched = run_fetch(&settings, &lock, &platforms, 8)?;
-        status(
-            "Repaired",
-            format!("{} files downloaded", fetched.downloaded().0),
-        );
-        report = verify::verify(&cache, &lock, &platforms, threads)?;
-    }
+fn print_problems(report: &verify::VerifyReport) {
     for file in &report.missing {
         status(
             "Missing",
@@ -484,6 +457,28 @@ pub(crate) fn verify(args: VerifyArgs) -> CliResult {
             format!("{} `{}` {problem}", file.repo, file.path),
         );
     }
+}
+
+pub(crate) fn verify(args: VerifyArgs) -> CliResult {
+    let project = read_project(&args.hub.project)?;
+    let settings = settings(&args.hub, project.as_ref())?;
+    let lock = read_lock(&args.hub.project)?;
+    let platforms = args.targets.platforms();
+    let cache = HubCache::new(&settings.cache_dir);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut report = verify::verify(&cache, &lock, &platforms, threads)?;
+    if args.repair && !report.is_clean() {
+        print_problems(&report);
+        let broken = report.missing.len() + report.corrupt.len();
+        let fetched = run_fetch(&settings, &lock, &platforms, 8)?;
+        // A missing link to a blob that still verifies is relinked, not downloaded.
+        status(
+            "Repaired",
+            format!("{broken} files ({} downloaded)", fetched.downloaded().0),
+        );
+        report = verify::verify(&cache, &lock, &platforms, threads)?;
+    }
+    print_problems(&report);
     let bytes: u64 = report.verified.iter().map(|f| f.size.unwrap_or(0)).sum();
     status(
         "Verified",

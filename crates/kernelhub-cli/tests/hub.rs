@@ -663,3 +663,46 @@ fn two_processes_fetching_at_once_download_each_file_once() {
     );
     project.ok(&["verify", "--target", "wgpu"]);
 }
+
+#[test]
+fn verify_lists_corrupt_and_missing_files_and_repair_fetches_them() {
+    let project = Project::reference();
+    project.ok(&["lock"]);
+    project.ok(&["fetch", "--target", "cuda:sm_80"]);
+    let lock = project.lock();
+    let snapshot = |kernel: &str| {
+        let commit = &lock
+            .kernels
+            .iter()
+            .find(|k| k.name == kernel)
+            .unwrap()
+            .commit;
+        project.cache.join(format!(
+            "models--kernels-test--{kernel}/snapshots/{commit}/build/cuda/{kernel}_sm80.ptx"
+        ))
+    };
+    std::fs::write(snapshot("activation"), b"not the PTX that was pinned").unwrap();
+    std::fs::remove_file(snapshot("rmsnorm")).unwrap();
+    let output = project.run(&["verify", "--target", "cuda:sm_80"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Corrupt kernels-test/activation `build/cuda/activation_sm80.ptx` is truncated"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Missing kernels-test/rmsnorm `build/cuda/rmsnorm_sm80.ptx`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 missing, 1 corrupt"), "{stderr}");
+    let repaired = project.ok(&["verify", "--target", "cuda:sm_80", "--repair"]);
+    // The removed link's blob still verified: only the corrupt file is downloaded.
+    assert!(
+        repaired.contains("Repaired 2 files (1 downloaded)"),
+        "{repaired}"
+    );
+    let clean = project.ok(&["verify", "--target", "cuda:sm_80"]);
+    assert!(clean.contains("0 missing, 0 corrupt"), "{clean}");
+}

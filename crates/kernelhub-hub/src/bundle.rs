@@ -220,12 +220,7 @@ pub fn import(
         cache.install(&file, path)?;
     }
     for locked in &lock.kernels {
-        cache.write_ref(
-            locked.repo_type,
-            &locked.repo,
-            &locked.reference,
-            &locked.commit,
-        )?;
+        cache.write_ref(locked)?;
     }
     Ok((lock, summary))
 }

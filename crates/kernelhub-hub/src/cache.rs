@@ -325,20 +325,16 @@ impl HubCache {
             .map_err(|e| e.error)
     }
 
-    /// Records that `reference` resolved to `commit`, as `refs/<reference>`.
-    pub fn write_ref(
-        &self,
-        repo_type: RepoType,
-        repo: &str,
-        reference: &str,
-        commit: &str,
-    ) -> io::Result<()> {
+    /// Records the commit a lock entry's reference resolved to, as
+    /// `refs/<reference>` (nothing for a reference that is the commit).
+    pub fn write_ref(&self, locked: &LockedKernel) -> io::Result<()> {
+        let (reference, commit) = (&locked.reference, &locked.commit);
         if reference == commit {
             return Ok(());
         }
         let path = self
             .root
-            .join(Self::repo_folder(repo_type, repo))
+            .join(Self::repo_folder(locked.repo_type, &locked.repo))
             .join("refs")
             .join(reference);
         if fs::read_to_string(&path).is_ok_and(|old| old.trim() == commit) {

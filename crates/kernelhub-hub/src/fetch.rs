@@ -136,12 +136,7 @@ pub async fn fetch(
     let manifests = join_all(lock.kernels.iter().map(|locked| async move {
         let file = PinnedFile::manifest(locked);
         let outcome = ensure(client, cache, &file, observer).await?;
-        cache.write_ref(
-            locked.repo_type,
-            &locked.repo,
-            &locked.reference,
-            &locked.commit,
-        )?;
+        cache.write_ref(locked)?;
         let manifest = cache.load_manifest(locked)?;
         Ok::<_, Error>((locked, manifest, (file, outcome)))
     }))

@@ -135,15 +135,16 @@ async fn resolve_one(
     };
     parse_manifest(&bytes, &pinned)?;
     cache.install_bytes(&pinned, &bytes)?;
-    cache.write_ref(repo_type, repo, &reference, &commit)?;
-    Ok(LockedKernel {
+    let locked = LockedKernel {
         name: name.clone(),
         repo: repo.clone(),
         repo_type,
         reference,
         commit,
         manifest_sha256: Sha256Digest::of(&bytes),
-    })
+    };
+    cache.write_ref(&locked)?;
+    Ok(locked)
 }
 
 /// Picks the ref a requirement resolves to: `(reference, commit)`.
