@@ -332,6 +332,12 @@ impl HubCache {
         if reference == commit {
             return Ok(());
         }
+        if !kernelhub_manifest::project::is_ref_name(reference) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("`{reference}` is not a ref name that can be written below `refs/`"),
+            ));
+        }
         let path = self
             .root
             .join(Self::repo_folder(locked.repo_type, &locked.repo))

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use crate::hash::Sha256Digest;
 use crate::kernel::{Parsed, Strictness, read_schema};
-use crate::project::{RepoType, is_commit, is_repo_id};
+use crate::project::{RepoType, is_commit, is_ref_name, is_repo_id};
 use crate::reader::{self, Ctx, Fields, Hint, Node};
 
 /// A parsed `kernels.lock`.
@@ -150,6 +150,17 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, Locke
         )
         .hint(hint);
     }
+    if let Some(reference) = reference.as_ref().filter(|r| !is_ref_name(r.get_ref())) {
+        ctx.error(
+            "invalid-revision",
+            reference.span(),
+            format!(
+                "`{}` is not a tag, branch or commit name",
+                reference.get_ref()
+            ),
+        )
+        .hint(hint);
+    }
     if let Some(commit) = commit.as_ref().filter(|c| !is_commit(c.get_ref())) {
         ctx.error(
             "invalid-revision",
@@ -175,7 +186,7 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, Locke
         name: name.get_ref().clone(),
         repo: repo.filter(|r| is_repo_id(r.get_ref()))?.into_inner(),
         repo_type,
-        reference: reference?.into_inner(),
+        reference: reference.filter(|r| is_ref_name(r.get_ref()))?.into_inner(),
         commit: commit.filter(|c| is_commit(c.get_ref()))?.into_inner(),
         manifest_sha256: digest?,
     };
@@ -217,13 +228,20 @@ mod tests {
 
     #[test]
     fn bad_commit_and_hash_are_located() {
-        let text = "schema = 1\n[[kernel]]\nname = \"a\"\nrepo = \"x/a\"\nref = \"main\"\ncommit = \"abc\"\nmanifest_sha256 = \"00\"\n";
+        let text = "schema = 1\n[[kernel]]\nname = \"a\"\nrepo = \"x/a\"\nref = \"../../x\"\ncommit = \"abc\"\nmanifest_sha256 = \"00\"\n";
         let parsed = Lockfile::parse(text, Path::new("kernels.lock"), Strictness::Check);
         let codes: Vec<_> = parsed
             .diagnostics
             .iter()
             .map(|d| (d.code, d.line_col(text).unwrap().0))
             .collect();
-        assert_eq!(codes, [("invalid-revision", 6), ("invalid-hash", 7)]);
+        assert_eq!(
+            codes,
+            [
+                ("invalid-revision", 5),
+                ("invalid-revision", 6),
+                ("invalid-hash", 7)
+            ]
+        );
     }
 }

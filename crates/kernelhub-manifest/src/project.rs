@@ -213,6 +213,19 @@ pub fn is_repo_id(repo: &str) -> bool {
     matches!(repo.split_once('/'), Some((owner, name)) if part(owner) && part(name))
 }
 
+/// Whether `text` is a tag or branch name kernelhub accepts: letters,
+/// digits, `-`, `_`, `.` and `/`, no `..`, no empty component. Such a name
+/// is safe as a path below the cache's `refs/`.
+pub fn is_ref_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 255
+        && !text.contains("..")
+        && text.split('/').all(|part| !part.is_empty() && part != ".")
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+}
+
 /// Whether `text` is a full commit id: 40 lower-case hex digits.
 pub fn is_commit(text: &str) -> bool {
     text.len() == 40
@@ -311,14 +324,7 @@ fn read_revision(
     }
     if let Some(node) = branch {
         let text = reader::string(ctx, node, "branch")?;
-        let valid = !text.get_ref().is_empty()
-            && text.get_ref().len() <= 255
-            && !text.get_ref().contains("..")
-            && text
-                .get_ref()
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'));
-        if !valid {
+        if !is_ref_name(text.get_ref()) {
             ctx.error(
                 "invalid-revision",
                 text.span(),
