@@ -383,6 +383,18 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
     let project = read_project(&args.hub.project)?;
     let settings = settings(&args.hub, project.as_ref())?;
     let lock = read_lock(&args.hub.project)?;
+    if let Some(project) = &project {
+        let stale = resolve::stale_entries(project, settings.repo_type, &lock);
+        if !stale.is_empty() {
+            status(
+                "Warning",
+                format!(
+                    "`kernels.lock` does not match `kernels.toml` for {}; fetching what the lock pins (run `kernelhub lock` to update it)",
+                    stale.join(", ")
+                ),
+            );
+        }
+    }
     let platforms = args.targets.platforms();
     let report = run_fetch(&settings, &lock, &platforms, args.jobs)?;
     for kernel in &report.kernels {

@@ -183,6 +183,16 @@ fn an_existing_lock_is_honoured_and_update_moves_only_what_is_named() {
     let before = String::from_utf8(first).unwrap();
     let untouched = |text: &str| text[text.find("name = \"rmsnorm\"").unwrap()..].to_string();
     assert_eq!(untouched(&after), untouched(&before));
+    // A requirement the lock no longer satisfies: fetch says so.
+    let narrowed = std::fs::read_to_string(project.path().join("kernels.toml"))
+        .unwrap()
+        .replace("version = \">=1\"", "version = \"~1.0\"");
+    std::fs::write(project.path().join("kernels.toml"), narrowed).unwrap();
+    let warned = project.ok(&["fetch", "--target", "wgpu"]);
+    assert!(
+        warned.contains("`kernels.lock` does not match `kernels.toml` for activation;"),
+        "{warned}"
+    );
     let unknown = project.run(&["lock", "--update", "nope"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no kernel `nope`"));

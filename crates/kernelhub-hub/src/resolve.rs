@@ -31,27 +31,74 @@ pub enum Update {
     Only(Vec<String>),
 }
 
-/// Whether the existing entry can stay as it is.
-fn keep<'a>(
+/// Whether a lock entry still agrees with its dependency in `kernels.toml`:
+/// same repo and repo type, and a requirement its ref satisfies.
+pub fn is_current(
     dependency: &Dependency,
-    repo_type: RepoType,
-    previous: Option<&'a Lockfile>,
-    update: &Update,
-) -> Option<&'a LockedKernel> {
-    let name = dependency.name.get_ref();
-    let moving = match update {
-        Update::Stale => false,
-        Update::All => true,
-        Update::Only(names) => names.contains(name),
-    };
-    let entry = previous?.kernels.iter().find(|k| &k.name == name)?;
-    let agrees = entry.repo == *dependency.repo.get_ref()
+    default_repo_type: RepoType,
+    entry: &LockedKernel,
+) -> bool {
+    let repo_type = dependency
+        .repo_type
+        .as_ref()
+        .map_or(default_repo_type, |r| *r.get_ref());
+    entry.name == *dependency.name.get_ref()
+        && entry.repo == *dependency.repo.get_ref()
         && entry.repo_type == repo_type
         && dependency
             .revision
             .get_ref()
-            .is_satisfied_by(&entry.reference, &entry.commit);
-    (agrees && !moving).then_some(entry)
+            .is_satisfied_by(&entry.reference, &entry.commit)
+}
+
+/// The names whose lock entries are missing, extra, or no longer current.
+pub fn stale_entries(
+    project: &ProjectManifest,
+    default_repo_type: RepoType,
+    lock: &Lockfile,
+) -> Vec<String> {
+    let mut stale: Vec<String> = project
+        .dependencies
+        .iter()
+        .filter(|d| {
+            !lock
+                .kernels
+                .iter()
+                .any(|k| is_current(d, default_repo_type, k))
+        })
+        .map(|d| d.name.get_ref().clone())
+        .collect();
+    stale.extend(
+        lock.kernels
+            .iter()
+            .filter(|k| {
+                !project
+                    .dependencies
+                    .iter()
+                    .any(|d| *d.name.get_ref() == k.name)
+            })
+            .map(|k| k.name.clone()),
+    );
+    stale
+}
+
+/// The existing entry, if it can stay as it is.
+fn keep<'a>(
+    dependency: &Dependency,
+    default_repo_type: RepoType,
+    previous: Option<&'a Lockfile>,
+    update: &Update,
+) -> Option<&'a LockedKernel> {
+    let moving = match update {
+        Update::Stale => false,
+        Update::All => true,
+        Update::Only(names) => names.contains(dependency.name.get_ref()),
+    };
+    let entry = previous?
+        .kernels
+        .iter()
+        .find(|k| k.name == *dependency.name.get_ref())?;
+    (is_current(dependency, default_repo_type, entry) && !moving).then_some(entry)
 }
 
 /// Resolves every dependency of `project`, keeping what `previous` allows.
@@ -75,7 +122,7 @@ pub async fn lock(
             .repo_type
             .as_ref()
             .map_or(default_repo_type, |r| *r.get_ref());
-        if let Some(entry) = keep(dependency, repo_type, previous, update) {
+        if let Some(entry) = keep(dependency, default_repo_type, previous, update) {
             return Ok(entry.clone());
         }
         resolve_one(client, cache, dependency, repo_type).await
