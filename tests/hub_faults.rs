@@ -299,3 +299,55 @@ fn a_corrupt_cached_file_is_replaced_by_fetch() {
     assert_eq!(outcome, Outcome::Downloaded);
     assert_eq!(cache.read_verified(&file).unwrap(), wgsl(1000));
 }
+
+#[test]
+fn a_manifest_naming_a_path_outside_the_repo_is_refused_before_any_write() {
+    let wgsl = wgsl(1000);
+    let manifest = kernelhub_tests::GOOD_MANIFEST
+        .replace(
+            "path = \"scale.wgsl\"",
+            "path = \"../../../../escape.wgsl\"",
+        )
+        .replace("{SIZE}", &wgsl.len().to_string())
+        .replace(
+            "{SHA}",
+            &kernelhub_manifest::hash::Sha256Digest::of(&wgsl).to_string(),
+        );
+    let server = kernelhub_tests::faults::FaultServer::start(
+        "acme/scale",
+        kernelhub_tests::faults::COMMIT,
+        &[
+            ("kernel.toml", manifest.clone().into_bytes()),
+            ("../../../../escape.wgsl", wgsl),
+        ],
+    );
+    let (_, mut lock) = scale_repo(b"unused".to_vec());
+    lock.kernels[0].manifest_sha256 =
+        kernelhub_manifest::hash::Sha256Digest::of(manifest.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("a/b/c/cache");
+    let settings = settings(&server.endpoint, &cache, "5", "1");
+    let error = run(&settings, &lock).unwrap_err().to_string();
+    assert!(
+        error.contains("kernel.toml` is not valid") && error.contains("invalid-path"),
+        "{error}"
+    );
+    assert_eq!(server.gets("../../../../escape.wgsl"), 0);
+    let escaped: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.ends_with("escape.wgsl"))
+        .collect();
+    assert!(escaped.is_empty(), "written outside the cache: {escaped:?}");
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}

@@ -133,7 +133,7 @@ pub(crate) struct BundleCreateArgs {
 pub(crate) struct BundleImportArgs {
     /// The archive to import.
     bundle: PathBuf,
-    /// Refuse the bundle unless it pins exactly what this lock pins.
+    /// Refuse the bundle unless it pins exactly what this lock pins [default: the project's kernels.lock, if any]
     #[arg(long, value_name = "FILE")]
     lock: Option<PathBuf>,
     /// Also write the bundle's lock here.
@@ -483,12 +483,16 @@ pub(crate) fn verify(args: VerifyArgs) -> CliResult {
         print_problems(&report);
         let broken = report.missing.len() + report.corrupt.len();
         let fetched = run_fetch(&settings, &lock, &platforms, 8)?;
+        report = verify::verify(&cache, &lock, &platforms, threads)?;
         // A missing link to a blob that still verifies is relinked, not downloaded.
         status(
             "Repaired",
-            format!("{broken} files ({} downloaded)", fetched.downloaded().0),
+            format!(
+                "{} of {broken} files ({} downloaded)",
+                broken.saturating_sub(report.missing.len() + report.corrupt.len()),
+                fetched.downloaded().0
+            ),
         );
-        report = verify::verify(&cache, &lock, &platforms, threads)?;
     }
     print_problems(&report);
     let bytes: u64 = report.verified.iter().map(|f| f.size.unwrap_or(0)).sum();
@@ -551,9 +555,21 @@ pub(crate) fn bundle(command: BundleCommand) -> CliResult {
         }
         BundleCommand::Import(args) => {
             let settings = settings(&args.hub, None)?;
-            let expected = match &args.lock {
+            // The operator's own lock: `--lock`, else the project's.
+            let project_lock = args.hub.project.join("kernels.lock");
+            let trusted = args
+                .lock
+                .clone()
+                .or_else(|| project_lock.exists().then_some(project_lock));
+            let expected = match &trusted {
                 Some(path) => Some(parse_lock(&fs_err::read_to_string(path)?, path)?),
-                None => None,
+                None => {
+                    status(
+                        "Warning",
+                        "no `kernels.lock` to check the bundle against (`--lock`); trusting its own lock, and writing no refs",
+                    );
+                    None
+                }
             };
             let cache = HubCache::new(&settings.cache_dir);
             let (lock, summary) = bundle::import(&cache, &args.bundle, expected.as_ref())?;

@@ -470,7 +470,7 @@ fn air_gapped_lock_fetch_bundle_import_and_offline_load() {
     let leftovers: Vec<_> = std::fs::read_dir(&gapped.cache)
         .map(|d| {
             d.map(|e| e.unwrap().file_name())
-                .filter(|n| n != "CACHEDIR.TAG")
+                .filter(|n| n != "CACHEDIR.TAG" && n != ".locks")
                 .collect()
         })
         .unwrap_or_default();
@@ -478,6 +478,8 @@ fn air_gapped_lock_fetch_bundle_import_and_offline_load() {
         leftovers.is_empty(),
         "the refused bundle left {leftovers:?}"
     );
+    let scratch = std::fs::read_dir(gapped.cache.join(".locks/kernelhub-tmp")).unwrap();
+    assert_eq!(scratch.count(), 0, "the staging directory is removed");
 
     std::fs::copy(&bundle, gapped.path().join("kernels.tar.gz")).unwrap();
     let imported = offline(&[
@@ -710,7 +712,7 @@ fn verify_lists_corrupt_and_missing_files_and_repair_fetches_them() {
     let repaired = project.ok(&["verify", "--target", "cuda:sm_80", "--repair"]);
     // The removed link's blob still verified: only the corrupt file is downloaded.
     assert!(
-        repaired.contains("Repaired 2 files (1 downloaded)"),
+        repaired.contains("Repaired 2 of 2 files (1 downloaded)"),
         "{repaired}"
     );
     let clean = project.ok(&["verify", "--target", "cuda:sm_80"]);

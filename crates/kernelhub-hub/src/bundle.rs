@@ -76,13 +76,20 @@ pub fn create(
         Ok(())
     };
     append(LOCK_ENTRY, lock.to_toml().as_bytes())?;
+    // Two dependencies may pin the same repo and commit: one copy each.
+    let mut written = std::collections::HashSet::new();
     for locked in &lock.kernels {
         let manifest_file = PinnedFile::manifest(locked);
+        if !written.insert(entry_name(&manifest_file)) {
+            continue;
+        }
         let manifest_bytes = cache.read_verified(&manifest_file)?;
         let manifest = parse_manifest(&manifest_bytes, &manifest_file)?;
         append(&entry_name(&manifest_file), &manifest_bytes)?;
         for file in chosen_artifacts(locked, &manifest, platforms).0 {
-            append(&entry_name(&file), &cache.read_verified(&file)?)?;
+            if written.insert(entry_name(&file)) {
+                append(&entry_name(&file), &cache.read_verified(&file)?)?;
+            }
         }
     }
     let encoder = archive.into_inner()?;
@@ -104,7 +111,9 @@ fn entry_name(file: &PinnedFile) -> String {
 }
 
 /// Verifies every file of `bundle` and, only if all do, installs them into
-/// `cache`. With `expected`, the bundle's lock must pin exactly the same.
+/// `cache`. With `expected`, the bundle's lock must pin exactly the same, and
+/// `refs/` are written; without it the bundle's own lock is the root of
+/// trust, so only content-addressed files are installed.
 pub fn import(
     cache: &HubCache,
     bundle: &Path,
@@ -116,12 +125,14 @@ pub fn import(
     };
     fs::create_dir_all(cache.root())?;
     cache.write_cachedir_tag()?;
+    cache.sweep_scratch()?;
     let staging = tempfile::Builder::new()
-        .prefix(".kernelhub-import-")
-        .tempdir_in(cache.root())?;
+        .prefix("import-")
+        .tempdir_in(cache.scratch()?)?;
     let mut archive = tar::Archive::new(GzDecoder::new(fs::File::open(bundle)?));
     let mut lock: Option<Lockfile> = None;
-    let mut manifests: HashMap<String, KernelManifest> = HashMap::new();
+    // Keyed by repo folder and commit: two names may pin the same one.
+    let mut manifests: HashMap<(String, String), KernelManifest> = HashMap::new();
     let mut staged: Vec<(PinnedFile, tempfile::TempPath)> = Vec::new();
     let mut summary = BundleSummary::default();
     let entries = archive
@@ -171,7 +182,7 @@ pub fn import(
         let file = if path == MANIFEST {
             PinnedFile::manifest(locked)
         } else {
-            let manifest = manifests.get(&locked.name).ok_or_else(|| {
+            let manifest = manifests.get(&repo_key(locked)).ok_or_else(|| {
                 refuse(format!("`{name}` comes before its kernel's `{MANIFEST}`"))
             })?;
             let artifact = manifest
@@ -189,14 +200,22 @@ pub fn import(
             return Err(refuse(format!("`{name}` appears twice")));
         }
         let mut target = tempfile::NamedTempFile::new_in(staging.path())?;
-        let (digest, length) =
-            hash_limited(&mut entry, file.limit(), |chunk| target.write_all(chunk))
-                .map_err(|e| refuse(format!("`{name}` is unreadable: {e}")))?;
+        // A manifest is kept in memory too, so the bytes parsed are the
+        // bytes hashed.
+        let mut manifest_bytes = Vec::new();
+        let (digest, length) = hash_limited(&mut entry, file.limit(), |chunk| {
+            if path == MANIFEST {
+                manifest_bytes.extend_from_slice(chunk);
+            }
+            target.write_all(chunk)
+        })
+        .map_err(|e| refuse(format!("`{name}` is unreadable: {e}")))?;
         file.check(digest, length)
             .map_err(|problem| refuse(format!("`{name}` {problem}")))?;
         if path == MANIFEST {
-            let bytes = fs::read(target.path())?;
-            manifests.insert(locked.name.clone(), parse_manifest(&bytes, &file)?);
+            let manifest = parse_manifest(&manifest_bytes, &file)
+                .map_err(|e| refuse(format!("`{name}`: {e}")))?;
+            manifests.insert(repo_key(locked), manifest);
         }
         target.as_file().sync_all()?;
         summary.files += 1;
@@ -207,7 +226,7 @@ pub fn import(
     if let Some(missing) = lock
         .kernels
         .iter()
-        .find(|k| !manifests.contains_key(&k.name))
+        .find(|k| !manifests.contains_key(&repo_key(k)))
     {
         return Err(refuse(format!(
             "it lacks the `{MANIFEST}` of `{}`",
@@ -219,10 +238,21 @@ pub fn import(
         let _guard = cache.lock_blob(&file)?;
         cache.install(&file, path)?;
     }
-    for locked in &lock.kernels {
-        cache.write_ref(locked)?;
+    // Refs are what other tools follow by name; write them only when the
+    // bundle's lock was checked against one the operator trusts.
+    if expected.is_some() {
+        for locked in &lock.kernels {
+            cache.write_ref(locked)?;
+        }
     }
     Ok((lock, summary))
+}
+
+fn repo_key(locked: &LockedKernel) -> (String, String) {
+    (
+        HubCache::repo_folder(locked.repo_type, &locked.repo),
+        locked.commit.clone(),
+    )
 }
 
 /// The lock entry and repo path an entry name points at.

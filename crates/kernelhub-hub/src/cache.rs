@@ -32,7 +32,8 @@ use fs_err as fs;
 use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::kernel::Artifact;
 use kernelhub_manifest::lock::LockedKernel;
-use kernelhub_manifest::project::RepoType;
+use kernelhub_manifest::project::{RepoType, is_commit, is_repo_id};
+use kernelhub_manifest::validate::{check_relative_path, validate};
 use kernelhub_manifest::{KernelManifest, MAX_FILE_SIZE, Strictness};
 use sha2::{Digest, Sha256};
 
@@ -111,6 +112,27 @@ impl PinnedFile {
         Ok(())
     }
 
+    /// Refuses a pin whose repo, commit or path could name a place outside
+    /// the cache (each becomes a path component below the cache root).
+    pub fn ensure_safe(&self) -> io::Result<()> {
+        let problem = if !is_repo_id(&self.repo) {
+            Some(format!("`{}` is not a Hub repo id", self.repo))
+        } else if !is_commit(&self.commit) {
+            Some(format!("`{}` is not a full commit id", self.commit))
+        } else if let Err(reason) = check_relative_path(&self.path) {
+            Some(format!("path `{}` {reason}", self.path))
+        } else {
+            None
+        };
+        match problem {
+            None => Ok(()),
+            Some(problem) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("refusing to touch the cache for {problem}"),
+            )),
+        }
+    }
+
     /// The error for bytes of this file that fail [`PinnedFile::check`].
     pub fn mismatch(&self, problem: FileProblem) -> Error {
         Error::Mismatch {
@@ -172,6 +194,7 @@ impl HubCache {
 
     /// Hashes what the cache holds for `file`.
     pub fn state(&self, file: &PinnedFile) -> io::Result<FileState> {
+        file.ensure_safe()?;
         let opened = match std::fs::File::open(self.snapshot_path(file)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(FileState::Missing),
@@ -192,6 +215,7 @@ impl HubCache {
     /// The bytes of `file`, hashed as they are read and returned only if they
     /// match the pin.
     pub fn read_verified(&self, file: &PinnedFile) -> Result<Vec<u8>, Error> {
+        file.ensure_safe()?;
         let path = self.snapshot_path(file);
         let opened = match std::fs::File::open(&path) {
             Ok(f) => f,
@@ -207,7 +231,9 @@ impl HubCache {
                 return Err(io::Error::new(e.kind(), format!("{e}: {}", path.display())).into());
             }
         };
-        let mut bytes = Vec::with_capacity(usize::try_from(file.size.unwrap_or(0)).unwrap_or(0));
+        // Preallocate what is on disk, never what the manifest merely claims.
+        let on_disk = opened.metadata().map_or(0, |m| m.len()).min(file.limit());
+        let mut bytes = Vec::with_capacity(usize::try_from(on_disk).unwrap_or(0));
         let (digest, length) = hash_limited(opened, file.limit(), |chunk| {
             bytes.extend_from_slice(chunk);
             Ok(())
@@ -235,6 +261,7 @@ impl HubCache {
     /// Takes the cross-process lock for writing `file`'s blob, waiting for
     /// another writer if there is one. Dropping the handle releases it.
     pub(crate) fn lock_blob(&self, file: &PinnedFile) -> io::Result<std::fs::File> {
+        file.ensure_safe()?;
         let dir = self
             .root
             .join(".locks")
@@ -298,6 +325,10 @@ impl HubCache {
     /// `written` must be on the cache's file system and already synced.
     /// Call with the blob lock held.
     pub(crate) fn install(&self, file: &PinnedFile, written: tempfile::TempPath) -> io::Result<()> {
+        std::fs::set_permissions(
+            &written,
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )?;
         let dir = self.blobs_dir(file);
         fs::create_dir_all(&dir)?;
         written
@@ -308,6 +339,7 @@ impl HubCache {
 
     /// Points `snapshots/<commit>/<path>` at `file`'s blob, atomically.
     pub(crate) fn link_snapshot(&self, file: &PinnedFile) -> io::Result<()> {
+        file.ensure_safe()?;
         let link = self.snapshot_path(file);
         let parent = link.parent().expect("snapshot paths have a parent");
         fs::create_dir_all(parent)?;
@@ -317,12 +349,49 @@ impl HubCache {
             .join("blobs")
             .join(file.sha256.to_string());
         let temporary = tempfile::Builder::new()
-            .prefix(".link-")
-            .make_in(parent, |path| std::os::unix::fs::symlink(&target, path))?;
+            .prefix("link-")
+            .make_in(self.scratch()?, |path| {
+                std::os::unix::fs::symlink(&target, path)
+            })?;
         temporary
             .into_temp_path()
             .persist(&link)
             .map_err(|e| e.error)
+    }
+
+    /// kernelhub's scratch directory, `.locks/kernelhub-tmp/`: on the cache's
+    /// file system (so a rename installs), and below `.locks/`, the one
+    /// directory the Hub's own tools skip when they scan a cache. Entries a
+    /// dead process left are removed after a day.
+    pub(crate) fn scratch(&self) -> io::Result<PathBuf> {
+        let dir = self.root.join(".locks").join("kernelhub-tmp");
+        fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Removes scratch entries older than a day (a live writer finishes long
+    /// before; a killed one never comes back for them).
+    pub fn sweep_scratch(&self) -> io::Result<()> {
+        let dir = self.scratch()?;
+        let day = std::time::Duration::from_secs(24 * 3600);
+        for entry in fs::read_dir(&dir)? {
+            let entry = entry?;
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > day);
+            if old {
+                let path = entry.path();
+                let _ = if path.is_dir() {
+                    fs::remove_dir_all(&path)
+                } else {
+                    fs::remove_file(&path)
+                };
+            }
+        }
+        Ok(())
     }
 
     /// Records the commit a lock entry's reference resolved to, as
@@ -348,8 +417,9 @@ impl HubCache {
         }
         let parent = path.parent().expect("ref paths have a parent");
         fs::create_dir_all(parent)?;
-        let mut temporary = tempfile::NamedTempFile::new_in(parent)?;
+        let mut temporary = tempfile::NamedTempFile::new_in(self.scratch()?)?;
         temporary.write_all(commit.as_bytes())?;
+        readable(temporary.as_file())?;
         temporary.persist(&path).map_err(|e| e.error)?;
         Ok(())
     }
@@ -368,7 +438,8 @@ impl HubCache {
     pub(crate) fn write_cachedir_tag(&self) -> io::Result<()> {
         let path = self.root.join("CACHEDIR.TAG");
         if !path.exists() {
-            let mut temporary = tempfile::NamedTempFile::new_in(&self.root)?;
+            let mut temporary = tempfile::NamedTempFile::new_in(self.scratch()?)?;
+            readable(temporary.as_file())?;
             temporary.write_all(
                 b"Signature: 8a477f597d28d172789f06886806bc55\n# This directory is a Hugging Face Hub cache; kernelhub writes to it too.\n",
             )?;
@@ -378,7 +449,15 @@ impl HubCache {
     }
 }
 
-/// Parses `kernel.toml` bytes already verified as `file`.
+/// Makes a file `rw-r--r--` (temporary files start as `rw-------`), so a
+/// shared cache is readable by everyone who uses it.
+fn readable(file: &std::fs::File) -> io::Result<()> {
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+}
+
+/// Parses and validates `kernel.toml` bytes already verified as `file`:
+/// its artifact paths become paths in the cache, so they must pass the same
+/// rules as in `kernelhub check`.
 pub(crate) fn parse_manifest(bytes: &[u8], file: &PinnedFile) -> Result<KernelManifest, Error> {
     let name = PathBuf::from(format!(
         "{}@{}/{}",
@@ -391,7 +470,14 @@ pub(crate) fn parse_manifest(bytes: &[u8], file: &PinnedFile) -> Result<KernelMa
         diagnostics,
     };
     let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
-    let parsed = KernelManifest::parse(text, &name, Strictness::Load);
+    let mut parsed = KernelManifest::parse(text, &name, Strictness::Load);
+    if let Some(manifest) = &parsed.value {
+        let problems = validate(&manifest.ops, &manifest.artifacts, &name, parsed.complete);
+        parsed.complete &= problems
+            .iter()
+            .all(|d| d.severity != kernelhub_manifest::Severity::Error);
+        parsed.diagnostics.extend(problems);
+    }
     match parsed.value {
         Some(manifest) if parsed.complete => Ok(manifest),
         _ => {

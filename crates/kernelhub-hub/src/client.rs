@@ -33,6 +33,8 @@ use crate::settings::{Connectivity, Settings, Token};
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 /// The first backoff; it doubles each attempt.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest backoff between two tries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// A tag or branch and the commit it points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,7 +308,14 @@ impl HubClient {
         what: &str,
         message: &str,
     ) {
-        let backoff = BASE_BACKOFF * 2u32.saturating_pow(attempt - 1);
+        // Exponential, capped, with up to 50% jitter so parallel downloads
+        // that failed together do not retry in lockstep.
+        let backoff = (BASE_BACKOFF * 2u32.saturating_pow(attempt - 1)).min(MAX_BACKOFF);
+        let jitter = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            % 500;
+        let backoff = backoff + backoff * jitter / 1000;
         let wait = retry_after.map_or(backoff, |w| w.min(MAX_RETRY_AFTER));
         tracing::warn!(%what, %message, attempt, wait_ms = wait.as_millis() as u64, "retrying");
         tokio::time::sleep(wait).await;
@@ -336,11 +345,19 @@ impl HubClient {
         match status.as_u16() {
             404 => Failure::Fatal(not_found()),
             401 if code.as_deref() == Some("RepoNotFound") => Failure::Fatal(not_found()),
-            429 => Failure::Transient(
+            401 | 403 => Failure::Fatal(Error::Http {
+                what: format!("`{}` of `{}`", remote.path, remote.repo),
+                message: format!(
+                    "HTTP {status}: the Hub refused access\n  hint: set `HF_TOKEN` to a token that can read `{}` (gated or private repos need one)",
+                    remote.repo
+                ),
+            }),
+            // `Retry-After` in seconds; its date form is treated as absent.
+            429 | 503 => Failure::Transient(
                 header("retry-after")
                     .and_then(|s| s.trim().parse().ok())
                     .map(Duration::from_secs),
-                "rate limited (429)".to_string(),
+                format!("HTTP {status}"),
             ),
             408 | 500..=599 => Failure::Transient(None, format!("HTTP {status}")),
             _ => Failure::Fatal(Error::Http {
@@ -435,29 +452,50 @@ impl HubClient {
 /// Transport failures (connect, timeout, a body cut short) are worth
 /// another try; the rest (a bad URL, too many redirects) are not.
 fn transport(error: &reqwest::Error) -> Failure {
+    // A body cut short while streaming surfaces as a decode error.
     if error.is_timeout()
         || error.is_connect()
         || error.is_body()
-        || error.is_request()
         || error.is_decode()
+        || error.is_request()
     {
         Failure::Transient(None, describe(error))
     } else {
         Failure::Fatal(Error::Http {
-            what: error
-                .url()
-                .map_or_else(|| "a request".to_string(), |u| format!("`{u}`")),
+            what: error.url().map_or_else(
+                || "a request".to_string(),
+                |u| format!("`{}`", without_query(u)),
+            ),
             message: describe(error),
         })
     }
 }
 
-/// A `reqwest` error with its causes, which hold the useful part.
+/// A URL without its query, where a CDN puts signatures that must not
+/// reach logs or error messages.
+fn without_query(url: &reqwest::Url) -> reqwest::Url {
+    let mut url = url.clone();
+    url.set_query(None);
+    url
+}
+
+/// A `reqwest` error with its causes, which hold the useful part; the URL
+/// is shown without its query.
 fn describe(error: &reqwest::Error) -> String {
     let mut text = if error.is_timeout() {
         "timed out".to_string()
     } else {
-        error.to_string()
+        let kind = if error.is_connect() {
+            "could not connect"
+        } else if error.is_body() || error.is_decode() {
+            "the response body failed"
+        } else {
+            "the request failed"
+        };
+        match error.url() {
+            Some(url) => format!("{kind} ({})", without_query(url)),
+            None => kind.to_string(),
+        }
     };
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {

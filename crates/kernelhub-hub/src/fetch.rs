@@ -133,9 +133,21 @@ pub async fn fetch(
     jobs: usize,
     observer: &dyn Observer,
 ) -> Result<FetchReport, Error> {
+    // Best effort: a read-only cache (offline use) has nothing to sweep.
+    let _ = cache.sweep_scratch();
     let manifests = join_all(lock.kernels.iter().map(|locked| async move {
         let file = PinnedFile::manifest(locked);
-        let outcome = ensure(client, cache, &file, observer).await?;
+        let outcome = ensure(client, cache, &file, observer)
+            .await
+            .map_err(|e| match e {
+                // The hint names the dependency to re-lock.
+                Error::RevisionNotFound { repo, revision, .. } => Error::RevisionNotFound {
+                    repo,
+                    revision,
+                    name: locked.name.clone(),
+                },
+                other => other,
+            })?;
         cache.write_ref(locked)?;
         let manifest = cache.load_manifest(locked)?;
         Ok::<_, Error>((locked, manifest, (file, outcome)))
@@ -209,7 +221,7 @@ pub async fn ensure(
     let lock = blocking(cache, file, |cache, file| cache.lock_blob(file)).await?;
     if blocking(cache, file, |cache, file| cache.blob_verified(file)).await? {
         // Another process wrote it while this one waited for the lock.
-        cache.link_snapshot(file)?;
+        blocking(cache, file, |cache, file| cache.link_snapshot(file)).await?;
         drop(lock);
         observer.finished(file, Outcome::Cached);
         return Ok(Outcome::Cached);
@@ -228,8 +240,12 @@ pub async fn ensure(
     let (digest, length) = client.download(&remote, file.limit(), &mut written).await?;
     let written = written.file;
     file.check(digest, length).map_err(|p| file.mismatch(p))?;
-    written.as_file().sync_all()?;
-    cache.install(file, written.into_temp_path())?;
+    let written = written.into_temp_path();
+    blocking(cache, file, move |cache, file| {
+        std::fs::File::open(&written)?.sync_all()?;
+        cache.install(file, written)
+    })
+    .await?;
     drop(lock);
     observer.finished(file, Outcome::Downloaded);
     Ok(Outcome::Downloaded)

@@ -154,6 +154,15 @@ async fn resolve_one(
         Revision::Commit(commit) => (commit.clone(), commit.clone()),
         revision => pick(name, repo, revision, &client.refs(repo_type, repo).await?)?,
     };
+    // The commit becomes a directory name in the cache: trust only its shape.
+    if !kernelhub_manifest::project::is_commit(&commit) {
+        return Err(Error::Http {
+            what: format!("the tags and branches of `{repo}`"),
+            message: format!(
+                "the Hub named `{commit}` as the commit of `{reference}`, which is not a 40-hex commit id"
+            ),
+        });
+    }
     let mut bytes = Vec::new();
     let remote = RemoteFile {
         repo_type,

@@ -209,6 +209,8 @@ pub fn is_repo_id(repo: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
             && !p.starts_with(['.', '-'])
             && !p.contains("..")
+            // `--` joins owner and name in cache folder names.
+            && !p.contains("--")
     };
     matches!(repo.split_once('/'), Some((owner, name)) if part(owner) && part(name))
 }
@@ -373,6 +375,7 @@ mod tests {
             "a b/c",
             "/x",
             "x/",
+            "a--b/c",
         ] {
             assert!(!is_repo_id(bad), "{bad}");
         }

@@ -110,6 +110,23 @@ pub fn select(manifest: &KernelManifest, platform: &Platform) -> Selection {
                 // Highest fit wins; among equals the first in the manifest.
                 .max_by(|(fa, ia), (fb, ib)| fa.cmp(fb).then(ib.cmp(ia)));
             match best {
+                // A GPU named without its xnack/sramecc mode may be in
+                // either: every variant that could load is kept.
+                Some((best_fit, _))
+                    if best_fit != Fit::Fallback
+                        && matches!(platform, Platform::Rocm(d) if d.features.is_empty()) =>
+                {
+                    chosen.extend(manifest.artifacts.iter().enumerate().filter_map(|(i, a)| {
+                        let covers = a.entries.iter().any(|e| {
+                            e.op.get_ref() == op.name.get_ref()
+                                && e.dtype.get_ref() == dtype.get_ref()
+                        });
+                        (covers
+                            && matches!(a.backend.get_ref(), Backend::Rocm)
+                            && fit(a, platform).is_ok())
+                        .then_some(i)
+                    }));
+                }
                 Some((_, index)) => chosen.push(index),
                 None => uncovered.push((op.name.get_ref().clone(), *dtype.get_ref())),
             }
@@ -186,19 +203,20 @@ fn target_list(artifact: &Artifact) -> String {
 /// NVIDIA's compatibility rules: machine code runs on the same major
 /// version with an equal or newer minor (`a` variants only on exactly their
 /// architecture, `f` variants within their family); PTX is compiled by the
-/// driver for any newer architecture unless it is an `a` variant.
+/// driver for the same or any newer architecture, except that `a` PTX
+/// compiles only for its own architecture and `f` PTX only within its major.
 fn cuda_fit(built: CudaArch, device: CudaArch, format: Format) -> Option<Fit> {
     let version = |arch: CudaArch| arch.major * 10 + arch.minor;
     let exact = built.major == device.major && built.minor == device.minor;
     match (format, built.suffix) {
+        (Format::Ptx, Some('a')) => exact.then_some(Fit::Jit(version(built))),
         (_, Some('a')) => exact.then_some(Fit::Exact),
-        (Format::Ptx, _) => (version(built) <= version(device)).then(|| {
-            if exact {
-                Fit::Exact
-            } else {
-                Fit::Jit(version(built))
-            }
-        }),
+        // Family PTX compiles only within its major version.
+        (Format::Ptx, Some('f')) => (built.major == device.major && built.minor <= device.minor)
+            .then_some(Fit::Jit(version(built))),
+        // Even for its own architecture, PTX is compiled at load: machine
+        // code for the same architecture is preferred.
+        (Format::Ptx, _) => (version(built) <= version(device)).then_some(Fit::Jit(version(built))),
         _ if exact => Some(Fit::Exact),
         _ => (built.major == device.major && built.minor < device.minor)
             .then(|| Fit::OlderBinary(version(built))),
@@ -266,6 +284,7 @@ mod tests {
         );
         assert_eq!(chosen(&m, "cuda:sm_90"), [1]);
         assert_eq!(chosen(&m, "cuda:sm_86"), [0]);
+        assert_eq!(chosen(&m, "cuda:sm_80"), [0]);
         assert_eq!(chosen(&m, "cuda:sm_120"), [0]);
         assert_eq!(chosen(&m, "cuda:sm_75"), [2], "falls back to WGSL");
         assert_eq!(chosen(&m, "wgpu"), [2]);
@@ -300,8 +319,51 @@ mod tests {
         );
         assert_eq!(chosen(&m, "rocm:gfx942"), [1]);
         assert_eq!(chosen(&m, "rocm:gfx942:xnack-"), [1]);
+        assert_eq!(chosen(&m, "cuda:sm_90a"), [0]);
         assert!(chosen(&m, "rocm:gfx942:xnack+").is_empty());
         assert!(chosen(&m, "rocm:gfx90a").is_empty());
+    }
+
+    #[test]
+    fn machine_code_beats_ptx_of_the_same_arch_and_family_ptx_stays_in_its_major() {
+        let m = manifest(
+            &[
+                artifact("cuda", "ptx", "targets = [\"sm_90\"]", &["f32", "f16"]),
+                artifact("cuda", "cubin", "targets = [\"sm_90\"]", &["f32", "f16"]),
+                artifact("cuda", "ptx", "targets = [\"sm_100f\"]", &["f32", "f16"]),
+            ]
+            .concat(),
+        );
+        assert_eq!(chosen(&m, "cuda:sm_90"), [1]);
+        assert_eq!(chosen(&m, "cuda:sm_103"), [2]);
+        assert_eq!(
+            chosen(&m, "cuda:sm_120"),
+            [0],
+            "family PTX does not cross majors"
+        );
+    }
+
+    #[test]
+    fn an_amd_gpu_of_unknown_mode_gets_every_variant() {
+        let m = manifest(
+            &[
+                artifact(
+                    "rocm",
+                    "hsaco",
+                    "targets = [\"gfx942:xnack-\"]",
+                    &["f32", "f16"],
+                ),
+                artifact(
+                    "rocm",
+                    "hsaco",
+                    "targets = [\"gfx942:xnack+\"]",
+                    &["f32", "f16"],
+                ),
+            ]
+            .concat(),
+        );
+        assert_eq!(chosen(&m, "rocm:gfx942"), [0, 1]);
+        assert_eq!(chosen(&m, "rocm:gfx942:xnack+"), [1]);
     }
 
     #[test]
