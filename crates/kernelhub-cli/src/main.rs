@@ -6,7 +6,7 @@ mod check;
 mod hub;
 mod manifest;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,6 +16,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "kernelhub", version, about, propagate_version = true)]
 struct Cli {
+    /// Say more: retries and waits for other processes (-v), every request (-vv).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -87,6 +90,19 @@ enum Outcome {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Library logs go to stderr: warnings (retries) always, more with -v.
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .without_time()
+        .init();
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Manifest(ManifestCommand::Update(args)) => manifest::update(args),

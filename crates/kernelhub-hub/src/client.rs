@@ -317,7 +317,10 @@ impl HubClient {
             % 500;
         let backoff = backoff + backoff * jitter / 1000;
         let wait = retry_after.map_or(backoff, |w| w.min(MAX_RETRY_AFTER));
-        tracing::warn!(%what, %message, attempt, wait_ms = wait.as_millis() as u64, "retrying");
+        tracing::warn!(
+            "{what}: {message}; try {attempt} failed, trying again in {} ms",
+            wait.as_millis()
+        );
         tokio::time::sleep(wait).await;
     }
 

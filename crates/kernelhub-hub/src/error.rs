@@ -83,7 +83,7 @@ pub enum Error {
         available: String,
     },
     /// Any other failure talking to the Hub, after retries.
-    #[error("Request for `{what}` failed: {message}")]
+    #[error("Request for {what} failed: {message}")]
     Http {
         /// What was being requested.
         what: String,
