@@ -95,6 +95,20 @@ rotary = {{ repo = "kernels-test/rotary", branch = "main" }}
             .unwrap()
     }
 
+    /// The commit `kernel` is locked at.
+    fn commit(&self, kernel: &str) -> String {
+        let lock = self.lock();
+        let entry = lock.kernels.iter().find(|k| k.name == kernel);
+        entry.expect("kernel is locked").commit.clone()
+    }
+
+    /// `snapshots/<commit>/` of a locked reference kernel in this cache.
+    fn snapshot(&self, kernel: &str) -> PathBuf {
+        let commit = self.commit(kernel);
+        self.cache
+            .join(format!("models--kernels-test--{kernel}/snapshots/{commit}"))
+    }
+
     fn fetch_json(&self, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["fetch", "--json"];
         all.extend_from_slice(args);
@@ -218,18 +232,7 @@ fn fetch_downloads_only_what_the_targets_use() {
         cuda["downloaded"]["files"], 3,
         "the lock already cached the manifests"
     );
-    let snapshot = |kernel: &str| {
-        let lock = project.lock();
-        let commit = &lock
-            .kernels
-            .iter()
-            .find(|k| k.name == kernel)
-            .unwrap()
-            .commit;
-        project
-            .cache
-            .join(format!("models--kernels-test--{kernel}/snapshots/{commit}"))
-    };
+    let snapshot = |kernel: &str| project.snapshot(kernel);
     assert!(
         !snapshot("activation").join("build/rocm").exists(),
         "no ROCm file for a CUDA target"
@@ -447,14 +450,7 @@ fn air_gapped_lock_fetch_bundle_import_and_offline_load() {
     // A bundle with one changed byte is refused and leaves the cache empty.
     let tampered = gapped.path().join("tampered.tar.gz");
     std::fs::copy(&bundle, &tampered).unwrap();
-    let commit = gapped
-        .lock()
-        .kernels
-        .iter()
-        .find(|k| k.name == "rmsnorm")
-        .unwrap()
-        .commit
-        .clone();
+    let commit = gapped.commit("rmsnorm");
     tamper(
         &tampered,
         &format!("models--kernels-test--rmsnorm/{commit}/build/rocm/rmsnorm_gfx942.hsaco"),
@@ -681,17 +677,10 @@ fn verify_lists_corrupt_and_missing_files_and_repair_fetches_them() {
     let project = Project::reference();
     project.ok(&["lock"]);
     project.ok(&["fetch", "--target", "cuda:sm_80"]);
-    let lock = project.lock();
     let snapshot = |kernel: &str| {
-        let commit = &lock
-            .kernels
-            .iter()
-            .find(|k| k.name == kernel)
-            .unwrap()
-            .commit;
-        project.cache.join(format!(
-            "models--kernels-test--{kernel}/snapshots/{commit}/build/cuda/{kernel}_sm80.ptx"
-        ))
+        project
+            .snapshot(kernel)
+            .join(format!("build/cuda/{kernel}_sm80.ptx"))
     };
     std::fs::write(snapshot("activation"), b"not the PTX that was pinned").unwrap();
     std::fs::remove_file(snapshot("rmsnorm")).unwrap();
