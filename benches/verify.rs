@@ -40,7 +40,7 @@ fn verify(c: &mut Criterion) {
             repo: "bench/verify".into(),
             commit: "b".repeat(40),
             path: format!("build/artifact_{i:02}.bin"),
-            sha256: Sha256Digest::of(&bytes),
+            checksum: Sha256Digest::of(&bytes).into(),
             size: Some(bytes.len() as u64),
         };
         let path = cache.snapshot_path(&file);

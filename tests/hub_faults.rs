@@ -90,7 +90,7 @@ fn wrong_bytes_are_refused_naming_repo_file_and_both_hashes() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings(&server.endpoint, dir.path(), "5", "3");
     let error = run(&settings, &lock).unwrap_err().to_string();
-    let expected = artifact(&settings, &lock).sha256.to_string();
+    let expected = artifact(&settings, &lock).checksum.to_string();
     for part in [
         "`scale.wgsl`",
         "`acme/scale`",

@@ -432,7 +432,7 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
                     "commit": k.locked.commit,
                     "files": k.files.iter().map(|(f, o)| serde_json::json!({
                         "path": f.path,
-                        "sha256": f.sha256.to_string(),
+                        "checksum": f.checksum.to_string(),
                         "size": f.size,
                         "outcome": match o { FileOutcome::Cached => "cached", FileOutcome::Downloaded => "downloaded" },
                     })).collect::<Vec<_>>(),

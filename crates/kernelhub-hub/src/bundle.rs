@@ -203,12 +203,17 @@ pub fn import(
         // A manifest is kept in memory too, so the bytes parsed are the
         // bytes hashed.
         let mut manifest_bytes = Vec::new();
-        let (digest, length) = hash_limited(&mut entry, file.limit(), |chunk| {
-            if path == MANIFEST {
-                manifest_bytes.extend_from_slice(chunk);
-            }
-            target.write_all(chunk)
-        })
+        let (digest, length) = hash_limited(
+            &mut entry,
+            file.checksum.algorithm(),
+            file.limit(),
+            |chunk| {
+                if path == MANIFEST {
+                    manifest_bytes.extend_from_slice(chunk);
+                }
+                target.write_all(chunk)
+            },
+        )
         .map_err(|e| refuse(format!("`{name}` is unreadable: {e}")))?;
         file.check(digest, length)
             .map_err(|problem| refuse(format!("`{name}` {problem}")))?;

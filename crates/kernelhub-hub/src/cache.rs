@@ -29,14 +29,13 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use fs_err as fs;
-use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::kernel::Artifact;
 use kernelhub_manifest::lock::LockedKernel;
 use kernelhub_manifest::project::{RepoType, is_commit, is_repo_id};
 use kernelhub_manifest::validate::{check_relative_path, validate};
 use kernelhub_manifest::{KernelManifest, MAX_FILE_SIZE, Strictness};
-use sha2::{Digest, Sha256};
 
+use crate::checksum::{Algorithm, Checksum, Hasher};
 use crate::error::{Error, FileProblem};
 
 /// The name of the manifest at a kernel repo's root.
@@ -53,8 +52,8 @@ pub struct PinnedFile {
     pub commit: String,
     /// Path inside the repo.
     pub path: String,
-    /// Its SHA-256.
-    pub sha256: Sha256Digest,
+    /// Its digest.
+    pub checksum: Checksum,
     /// Its exact size; `None` for `kernel.toml`, whose size is not pinned and
     /// is limited to [`MAX_FILE_SIZE`].
     pub size: Option<u64>,
@@ -68,7 +67,7 @@ impl PinnedFile {
             repo: locked.repo.clone(),
             commit: locked.commit.clone(),
             path: MANIFEST.to_string(),
-            sha256: locked.manifest_sha256,
+            checksum: Checksum::Sha256(locked.manifest_sha256),
             size: None,
         }
     }
@@ -80,7 +79,7 @@ impl PinnedFile {
             repo: locked.repo.clone(),
             commit: locked.commit.clone(),
             path: artifact.path.get_ref().clone(),
-            sha256: *artifact.sha256.get_ref(),
+            checksum: Checksum::Sha256(*artifact.sha256.get_ref()),
             size: Some(*artifact.size.get_ref()),
         }
     }
@@ -91,7 +90,7 @@ impl PinnedFile {
     }
 
     /// Whether bytes with this hash and length are this file.
-    pub fn check(&self, actual: Sha256Digest, length: u64) -> Result<(), FileProblem> {
+    pub fn check(&self, actual: Checksum, length: u64) -> Result<(), FileProblem> {
         if length > self.limit() {
             return Err(FileProblem::Long {
                 expected: self.limit(),
@@ -103,9 +102,9 @@ impl PinnedFile {
                 actual: length,
             });
         }
-        if actual != self.sha256 {
+        if actual != self.checksum {
             return Err(FileProblem::Hash {
-                expected: self.sha256,
+                expected: self.checksum.clone(),
                 actual,
             });
         }
@@ -205,7 +204,8 @@ impl HubCache {
                 ));
             }
         };
-        let (digest, length) = hash_limited(opened, file.limit(), |_| Ok(()))?;
+        let (digest, length) =
+            hash_limited(opened, file.checksum.algorithm(), file.limit(), |_| Ok(()))?;
         Ok(match file.check(digest, length) {
             Ok(()) => FileState::Verified,
             Err(problem) => FileState::Corrupt(problem),
@@ -234,10 +234,11 @@ impl HubCache {
         // Preallocate what is on disk, never what the manifest merely claims.
         let on_disk = opened.metadata().map_or(0, |m| m.len()).min(file.limit());
         let mut bytes = Vec::with_capacity(usize::try_from(on_disk).unwrap_or(0));
-        let (digest, length) = hash_limited(opened, file.limit(), |chunk| {
-            bytes.extend_from_slice(chunk);
-            Ok(())
-        })?;
+        let (digest, length) =
+            hash_limited(opened, file.checksum.algorithm(), file.limit(), |chunk| {
+                bytes.extend_from_slice(chunk);
+                Ok(())
+            })?;
         file.check(digest, length).map_err(|p| file.mismatch(p))?;
         Ok(bytes)
     }
@@ -267,7 +268,7 @@ impl HubCache {
             .join(".locks")
             .join(Self::repo_folder(file.repo_type, &file.repo));
         fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{}.lock", file.sha256));
+        let path = dir.join(format!("{}.lock", file.checksum));
         let handle = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -292,7 +293,7 @@ impl HubCache {
         let dir = self.blobs_dir(file);
         fs::create_dir_all(&dir)?;
         self.write_cachedir_tag()?;
-        let prefix = format!("{}.", file.sha256);
+        let prefix = format!("{}.", file.checksum);
         for entry in fs::read_dir(&dir)? {
             let name = entry?.file_name();
             let name = name.to_string_lossy();
@@ -309,10 +310,11 @@ impl HubCache {
     /// Whether the blob for `file` is present and verifies (another process
     /// may have written it while this one waited for the lock).
     pub(crate) fn blob_verified(&self, file: &PinnedFile) -> io::Result<bool> {
-        let path = self.blobs_dir(file).join(file.sha256.to_string());
+        let path = self.blobs_dir(file).join(file.checksum.to_string());
         match std::fs::File::open(path) {
             Ok(f) => {
-                let (digest, length) = hash_limited(f, file.limit(), |_| Ok(()))?;
+                let (digest, length) =
+                    hash_limited(f, file.checksum.algorithm(), file.limit(), |_| Ok(()))?;
                 Ok(file.check(digest, length).is_ok())
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -332,7 +334,7 @@ impl HubCache {
         let dir = self.blobs_dir(file);
         fs::create_dir_all(&dir)?;
         written
-            .persist(dir.join(file.sha256.to_string()))
+            .persist(dir.join(file.checksum.to_string()))
             .map_err(|e| e.error)?;
         self.link_snapshot(file)
     }
@@ -347,7 +349,7 @@ impl HubCache {
         let depth = 2 + file.path.split('/').count() - 1;
         let target = PathBuf::from("../".repeat(depth))
             .join("blobs")
-            .join(file.sha256.to_string());
+            .join(file.checksum.to_string());
         let temporary = tempfile::Builder::new()
             .prefix("link-")
             .make_in(self.scratch()?, |path| {
@@ -428,7 +430,10 @@ impl HubCache {
     pub(crate) fn install_bytes(&self, file: &PinnedFile, bytes: &[u8]) -> Result<(), Error> {
         let _lock = self.lock_blob(file)?;
         let mut written = self.blob_writer(file)?;
-        let (digest, length) = hash_limited(bytes, file.limit(), |chunk| written.write_all(chunk))?;
+        let (digest, length) =
+            hash_limited(bytes, file.checksum.algorithm(), file.limit(), |chunk| {
+                written.write_all(chunk)
+            })?;
         file.check(digest, length).map_err(|p| file.mismatch(p))?;
         written.as_file().sync_all()?;
         self.install(file, written.into_temp_path())?;
@@ -496,10 +501,11 @@ pub(crate) fn parse_manifest(bytes: &[u8], file: &PinnedFile) -> Result<KernelMa
 /// after `limit + 1` bytes so an oversize file is never read to its end.
 pub(crate) fn hash_limited(
     mut reader: impl Read,
+    algorithm: Algorithm,
     limit: u64,
     mut sink: impl FnMut(&[u8]) -> io::Result<()>,
-) -> io::Result<(Sha256Digest, u64)> {
-    let mut hasher = Sha256::new();
+) -> io::Result<(Checksum, u64)> {
+    let mut hasher = Hasher::new(algorithm);
     let mut buffer = vec![0u8; 256 * 1024];
     let mut total = 0u64;
     loop {
@@ -517,7 +523,7 @@ pub(crate) fn hash_limited(
         sink(&buffer[..n])?;
         total += n as u64;
     }
-    Ok((Sha256Digest(hasher.finalize().into()), total))
+    Ok((hasher.finish(), total))
 }
 
 #[cfg(test)]
@@ -530,7 +536,7 @@ mod tests {
             repo: "acme/k".into(),
             commit: "a".repeat(40),
             path: path.into(),
-            sha256: Sha256Digest::of(bytes),
+            checksum: kernelhub_manifest::hash::Sha256Digest::of(bytes).into(),
             size: Some(bytes.len() as u64),
         }
     }
@@ -552,7 +558,7 @@ mod tests {
         ));
         assert_eq!(
             std::fs::read_link(&link).unwrap(),
-            PathBuf::from(format!("../../../../blobs/{}", file.sha256))
+            PathBuf::from(format!("../../../../blobs/{}", file.checksum))
         );
         assert_eq!(cache.read_verified(&file).unwrap(), b"ptx bytes");
         assert_eq!(cache.state(&file).unwrap(), FileState::Verified);

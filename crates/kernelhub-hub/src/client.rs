@@ -22,10 +22,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use hf_hub::{HFClient, HFError, RepoTypeKernel, RepoTypeModel};
-use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::project::RepoType;
-use sha2::{Digest, Sha256};
 
+use crate::checksum::{Algorithm, Checksum, Hasher};
 use crate::error::{Error, FileProblem};
 use crate::settings::{Connectivity, Settings, Token};
 
@@ -190,9 +189,10 @@ impl HubClient {
     pub async fn download(
         &self,
         remote: &RemoteFile<'_>,
+        algorithm: Algorithm,
         limit: u64,
         sink: &mut dyn Sink,
-    ) -> Result<(Sha256Digest, u64), Error> {
+    ) -> Result<(Checksum, u64), Error> {
         let what = format!(
             "`{}` of `{}` at `{}`",
             remote.path, remote.repo, remote.revision
@@ -202,7 +202,7 @@ impl HubClient {
         loop {
             attempt += 1;
             sink.restart()?;
-            let outcome = self.stream_once(&url, remote, limit, sink).await;
+            let outcome = self.stream_once(&url, remote, algorithm, limit, sink).await;
             match outcome {
                 Ok(done) => return Ok(done),
                 Err(failure) => self.after_failure(attempt, failure, &what).await?,
@@ -238,9 +238,10 @@ impl HubClient {
         &self,
         url: &reqwest::Url,
         remote: &RemoteFile<'_>,
+        algorithm: Algorithm,
         limit: u64,
         sink: &mut dyn Sink,
-    ) -> Result<(Sha256Digest, u64), Failure> {
+    ) -> Result<(Checksum, u64), Failure> {
         let mut request = self.http.get(url.clone());
         if let Some(token) = &self.token {
             request = request.bearer_auth(token.expose());
@@ -251,7 +252,7 @@ impl HubClient {
             return Err(self.refusal(&response, remote));
         }
         let mut stream = response.bytes_stream();
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::new(algorithm);
         let mut total = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| transport(&e))?;
@@ -268,7 +269,7 @@ impl HubClient {
             hasher.update(&chunk);
             sink.write(&chunk).map_err(|e| Failure::Fatal(e.into()))?;
         }
-        Ok((Sha256Digest(hasher.finalize().into()), total))
+        Ok((hasher.finish(), total))
     }
 
     /// Runs `op` until it succeeds, fails for good, or runs out of tries.

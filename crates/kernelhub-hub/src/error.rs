@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use kernelhub_manifest::hash::Sha256Digest;
+use crate::checksum::Checksum;
 
 /// Why a Hub or cache operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -131,9 +131,9 @@ pub enum FileProblem {
     #[error("does not match its pinned hash\n  Expected: {expected}\n  Computed: {actual}")]
     Hash {
         /// From the lock or manifest.
-        expected: Sha256Digest,
+        expected: Checksum,
         /// Of the bytes seen.
-        actual: Sha256Digest,
+        actual: Checksum,
     },
     /// Fewer bytes than pinned.
     #[error("is truncated: {actual} of {expected} bytes")]

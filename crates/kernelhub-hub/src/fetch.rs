@@ -237,7 +237,14 @@ pub async fn ensure(
         revision: &file.commit,
         path: &file.path,
     };
-    let (digest, length) = client.download(&remote, file.limit(), &mut written).await?;
+    let (digest, length) = client
+        .download(
+            &remote,
+            file.checksum.algorithm(),
+            file.limit(),
+            &mut written,
+        )
+        .await?;
     let written = written.file;
     file.check(digest, length).map_err(|p| file.mismatch(p))?;
     let written = written.into_temp_path();

@@ -21,6 +21,7 @@
 
 pub mod bundle;
 pub mod cache;
+pub mod checksum;
 pub mod client;
 pub mod env;
 mod error;
@@ -31,6 +32,7 @@ pub mod settings;
 pub mod verify;
 
 pub use cache::{HubCache, PinnedFile};
+pub use checksum::{Algorithm, Checksum};
 pub use client::HubClient;
 pub use error::{Error, FileProblem};
 pub use settings::{Connectivity, Settings};

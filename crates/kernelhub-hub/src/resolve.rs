@@ -17,6 +17,7 @@ use kernelhub_manifest::lock::{LockedKernel, Lockfile};
 use kernelhub_manifest::project::{Dependency, ProjectManifest, RepoType, Revision};
 
 use crate::cache::{HubCache, MANIFEST, PinnedFile, parse_manifest};
+use crate::checksum::Algorithm;
 use crate::client::{HubClient, Refs, RemoteFile};
 use crate::error::Error;
 
@@ -171,7 +172,12 @@ async fn resolve_one(
         path: MANIFEST,
     };
     let downloaded = client
-        .download(&remote, kernelhub_manifest::MAX_FILE_SIZE, &mut bytes)
+        .download(
+            &remote,
+            Algorithm::Sha256,
+            kernelhub_manifest::MAX_FILE_SIZE,
+            &mut bytes,
+        )
         .await;
     let (digest, _) = downloaded.map_err(|e| match e {
         Error::RevisionNotFound { repo, revision, .. } => Error::RevisionNotFound {
@@ -186,7 +192,7 @@ async fn resolve_one(
         repo: repo.clone(),
         commit: commit.clone(),
         path: MANIFEST.to_string(),
-        sha256: digest,
+        checksum: digest,
         size: None,
     };
     parse_manifest(&bytes, &pinned)?;
