@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "support/faults.rs"]
 pub mod faults;
+#[path = "support/hf_layout.rs"]
+pub mod hf_layout;
 #[path = "support/olah.rs"]
 pub mod olah;
 

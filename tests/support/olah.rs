@@ -48,7 +48,8 @@ pub fn venv() -> PathBuf {
     std::env::var_os("KERNELHUB_TEST_VENV").map_or_else(|| repo_root().join(".venv"), PathBuf::from)
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+/// Runs git in `dir` with a fixed author and date; returns its output.
+pub fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -91,12 +92,6 @@ impl Olah {
     /// A server with one repo `kernels-test/<name>` per `(name, source)`,
     /// built from `kernels/<source>`, running `workers` processes.
     pub fn start(repos: &[(String, &str)], workers: u32) -> Olah {
-        let olah = venv().join("bin/olah-cli");
-        assert!(
-            olah.exists(),
-            "`{}` is missing: run `scripts/test.sh` once (it installs olah into .venv), or set KERNELHUB_TEST_VENV",
-            olah.display()
-        );
         let dir = tempfile::tempdir().expect("tempdir");
         let mirrors = dir.path().join("mirrors");
         for (name, source) in repos {
@@ -117,6 +112,20 @@ impl Olah {
             }
             git(&repo, &["branch", "v1", "v1.1.0"]);
         }
+        let ready = format!("/api/models/{OWNER}/{}/refs", repos[0].0);
+        Olah::launch(dir, workers, &ready)
+    }
+
+    /// Serves the git repos under `<dir>/mirrors/models/<owner>/<name>`,
+    /// once `ready` (an API path) answers.
+    pub fn launch(dir: tempfile::TempDir, workers: u32, ready: &str) -> Olah {
+        let mirrors = dir.path().join("mirrors");
+        let olah = venv().join("bin/olah-cli");
+        assert!(
+            olah.exists(),
+            "`{}` is missing: run `scripts/test.sh` once (it installs olah into .venv), or set KERNELHUB_TEST_VENV",
+            olah.display()
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -150,9 +159,8 @@ impl Olah {
             .spawn()
             .expect("start olah");
         let endpoint = format!("http://127.0.0.1:{port}");
-        let ready = format!("/api/models/{OWNER}/{}/refs", repos[0].0);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !http_ok(port, &ready) {
+        while !http_ok(port, ready) {
             assert!(
                 Instant::now() < deadline,
                 "olah did not answer within 60 s; its log:\n{}",

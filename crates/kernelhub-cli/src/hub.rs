@@ -144,7 +144,7 @@ pub(crate) struct BundleImportArgs {
 }
 
 /// The settings, plus `kernels.toml` when the project has one.
-fn settings(
+pub(crate) fn settings(
     args: &HubArgs,
     project: Option<&ProjectManifest>,
 ) -> Result<Settings, Box<dyn std::error::Error>> {
@@ -214,18 +214,18 @@ fn report_diagnostics(diagnostics: &[kernelhub_manifest::Diagnostic], text: &str
     eprint(&out);
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
 }
 
 /// A cargo-style status line: the verb right-aligned in 12 columns.
-fn status(verb: &str, message: impl std::fmt::Display) {
+pub(crate) fn status(verb: &str, message: impl std::fmt::Display) {
     eprint(&format!("{verb:>12} {message}\n"));
 }
 
-fn short(commit: &str) -> &str {
+pub(crate) fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
 }
 
@@ -313,7 +313,7 @@ pub(crate) fn lock(args: LockArgs) -> CliResult {
 }
 
 /// Draws one progress bar of bytes on a terminal; nothing otherwise.
-struct Bar(ProgressBar);
+pub(crate) struct Bar(pub(crate) ProgressBar);
 
 impl Observer for Bar {
     fn planned(&self, _files: usize, bytes: u64) {
@@ -330,7 +330,7 @@ impl Observer for Bar {
     }
 }
 
-fn progress_bar() -> Bar {
+pub(crate) fn progress_bar() -> Bar {
     let bar = ProgressBar::with_draw_target(Some(0), indicatif::ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template("{spinner} {bytes}/{total_bytes} {wide_msg}") {
         bar.set_style(style);
@@ -370,7 +370,7 @@ fn describe_platforms(platforms: &Platforms) -> String {
     }
 }
 
-fn human_bytes(bytes: u64) -> String {
+pub(crate) fn human_bytes(bytes: u64) -> String {
     match bytes {
         0..1024 => format!("{bytes} B"),
         1024..1_048_576 => format!("{:.1} KiB", bytes as f64 / 1024.0),

@@ -3,6 +3,7 @@
 //! so everything users read is written from here.
 
 mod check;
+mod hf;
 mod hub;
 mod manifest;
 
@@ -39,6 +40,9 @@ enum Command {
     /// Carry a lock and its files to an air-gapped machine.
     #[command(subcommand)]
     Bundle(hub::BundleCommand),
+    /// Hugging Face's kernel repos (build/<variant>/ with metadata.json digests).
+    #[command(subcommand)]
+    Hf(hf::HfCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +114,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => hub::fetch(args),
         Command::Verify(args) => hub::verify(args),
         Command::Bundle(command) => hub::bundle(command),
+        Command::Hf(command) => hf::run(command),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -169,7 +169,10 @@ impl Variant {
         };
         if name.starts_with("torch-stable-abi") {
             let digits = parts.get(2)?.strip_prefix("abi")?;
-            return arch(parts.get(3..)?, Framework::StableAbi(split_version(digits, None)?));
+            return arch(
+                parts.get(3..)?,
+                Framework::StableAbi(split_version(digits, None)?),
+            );
         }
         if parts[0] == "torch" {
             return (parts.len() > 1).then(|| Variant::Noarch(parts[1..].join("-")));
@@ -184,7 +187,10 @@ impl Variant {
         }
         if parts[0] == "tvm" {
             let digits = parts.get(1)?.strip_prefix("ffi")?;
-            return arch(parts.get(2..)?, Framework::TvmFfi(split_version(digits, None)?));
+            return arch(
+                parts.get(2..)?,
+                Framework::TvmFfi(split_version(digits, None)?),
+            );
         }
         None
     }
@@ -229,7 +235,10 @@ impl std::str::FromStr for System {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || TargetError(text.to_string());
         let (main, tvm) = match text.split_once('+') {
-            Some((main, tvm)) => (main, Some(dotted(tvm.strip_prefix("tvm-ffi").ok_or_else(bad)?).ok_or_else(bad)?)),
+            Some((main, tvm)) => (
+                main,
+                Some(dotted(tvm.strip_prefix("tvm-ffi").ok_or_else(bad)?).ok_or_else(bad)?),
+            ),
             None => (text, None),
         };
         let parts: Vec<&str> = main.split('-').collect();
@@ -250,7 +259,11 @@ impl std::str::FromStr for System {
         // torch on Linux is built with the C++11 ABI unless the target says
         // otherwise; elsewhere the loader reports no ABI at all.
         let torch = torch.map(|(version, abi)| {
-            let abi = if *os == "linux" { abi.or(Some(true)) } else { None };
+            let abi = if *os == "linux" {
+                abi.or(Some(true))
+            } else {
+                None
+            };
             (version, abi)
         });
         Ok(System {
@@ -320,7 +333,10 @@ fn check(variant: &Variant, system: &System) -> Result<Rank, String> {
             os,
         } => {
             if *cpu != system.cpu {
-                return Err(format!("built for CPU `{cpu}`, the target has `{}`", system.cpu));
+                return Err(format!(
+                    "built for CPU `{cpu}`, the target has `{}`",
+                    system.cpu
+                ));
             }
             if *os != system.os {
                 return Err(format!("built for `{os}`, the target runs `{}`", system.os));
@@ -339,7 +355,11 @@ fn check(variant: &Variant, system: &System) -> Result<Rank, String> {
                             Some(false) => "the pre-C++11 ABI",
                             None => "no known C++ ABI",
                         };
-                        return Err(format!("built for {}, the target's torch has {}", name(*abi), name(torch_abi)));
+                        return Err(format!(
+                            "built for {}, the target's torch has {}",
+                            name(*abi),
+                            name(torch_abi)
+                        ));
                     }
                     (1, 0, i64::from(abi.is_some()))
                 }
@@ -348,25 +368,35 @@ fn check(variant: &Variant, system: &System) -> Result<Rank, String> {
                         return Err("needs torch; the target has none".into());
                     };
                     if *version > torch {
-                        return Err(format!("needs torch ≥ {version} (stable ABI), the target has {torch}"));
+                        return Err(format!(
+                            "needs torch ≥ {version} (stable ABI), the target has {torch}"
+                        ));
                     }
                     (0, -i64::from(version.major), -i64::from(version.minor))
                 }
                 Framework::TvmFfi(version) => {
                     if system.tvm_ffi != Some(*version) {
-                        return Err(format!("built for tvm-ffi {version}, the target has {}", system.tvm_ffi.map_or("none".to_string(), |v| v.to_string())));
+                        return Err(format!(
+                            "built for tvm-ffi {version}, the target has {}",
+                            system.tvm_ffi.map_or("none".to_string(), |v| v.to_string())
+                        ));
                     }
                     (2, 0, 0)
                 }
             };
             match (backend, system.backend) {
-                (Backend::Cuda(built), Backend::Cuda(device)) => {
-                    if built.major != device.major || built.minor > device.minor {
-                        return Err(format!("built for CUDA {built}, which CUDA {device} cannot load"));
-                    }
+                (Backend::Cuda(built), Backend::Cuda(device))
+                    if built.major != device.major || built.minor > device.minor =>
+                {
+                    return Err(format!(
+                        "built for CUDA {built}, which CUDA {device} cannot load"
+                    ));
                 }
+                (Backend::Cuda(_), Backend::Cuda(_)) => {}
                 (built, device) if built.to_string() != device.to_string() => {
-                    return Err(format!("built for `{built}`, the target's backend is `{device}`"));
+                    return Err(format!(
+                        "built for `{built}`, the target's backend is `{device}`"
+                    ));
                 }
                 _ => {}
             }
@@ -419,16 +449,46 @@ mod tests {
         assert_eq!(
             v,
             Variant::Arch {
-                framework: Framework::Torch(Version { major: 2, minor: 10 }, Some(true)),
-                backend: Backend::Cuda(Version { major: 12, minor: 8 }),
+                framework: Framework::Torch(
+                    Version {
+                        major: 2,
+                        minor: 10
+                    },
+                    Some(true)
+                ),
+                backend: Backend::Cuda(Version {
+                    major: 12,
+                    minor: 8
+                }),
                 cpu: "x86_64".into(),
                 os: "linux".into()
             }
         );
-        assert_eq!(Backend::parse("cu1210"), Some(Backend::Cuda(Version { major: 121, minor: 0 })));
-        assert_eq!(Backend::parse("xpu20253"), Some(Backend::Xpu(Version { major: 2025, minor: 3 })));
-        assert_eq!(Variant::parse("torch-universal"), Some(Variant::Noarch("universal".into())));
-        for bad in ["torch29-cu128-x86_64", "torch2-cu128-x86_64-linux", "torch-stable-abi3-cu128-x86_64-linux", "CU128", "build"] {
+        assert_eq!(
+            Backend::parse("cu1210"),
+            Some(Backend::Cuda(Version {
+                major: 121,
+                minor: 0
+            }))
+        );
+        assert_eq!(
+            Backend::parse("xpu20253"),
+            Some(Backend::Xpu(Version {
+                major: 2025,
+                minor: 3
+            }))
+        );
+        assert_eq!(
+            Variant::parse("torch-universal"),
+            Some(Variant::Noarch("universal".into()))
+        );
+        for bad in [
+            "torch29-cu128-x86_64",
+            "torch2-cu128-x86_64-linux",
+            "torch-stable-abi3-cu128-x86_64-linux",
+            "CU128",
+            "build",
+        ] {
             assert_eq!(Variant::parse(bad), None, "{bad}");
         }
     }
@@ -438,7 +498,12 @@ mod tests {
         // Each expectation was produced by kernels 0.17.2's own resolver.
         assert_eq!(
             accepted(&CANDIDATES, "torch2.9-cxx11-cu128-x86_64-linux"),
-            ["torch29-cxx11-cu128-x86_64-linux", "torch29-cxx11-cu126-x86_64-linux", "torch-cuda", "torch-universal"]
+            [
+                "torch29-cxx11-cu128-x86_64-linux",
+                "torch29-cxx11-cu126-x86_64-linux",
+                "torch-cuda",
+                "torch-universal"
+            ]
         );
         assert_eq!(
             accepted(&CANDIDATES, "torch2.11-cu129-x86_64-linux+tvm-ffi0.1"),
@@ -452,27 +517,61 @@ mod tests {
         );
         assert_eq!(
             accepted(&CANDIDATES, "torch2.9-cpu-x86_64-linux"),
-            ["torch29-cxx11-cpu-x86_64-linux", "torch-cpu", "torch-universal"]
+            [
+                "torch29-cxx11-cpu-x86_64-linux",
+                "torch-cpu",
+                "torch-universal"
+            ]
         );
         assert_eq!(
             accepted(&CANDIDATES, "torch2.9-rocm64-x86_64-linux"),
-            ["torch29-cxx11-rocm64-x86_64-linux", "torch-rocm", "torch-universal"]
+            [
+                "torch29-cxx11-rocm64-x86_64-linux",
+                "torch-rocm",
+                "torch-universal"
+            ]
         );
-        assert_eq!(accepted(&CANDIDATES, "cpu-x86_64-linux"), ["torch-cpu", "torch-universal"]);
-        assert_eq!(accepted(&CANDIDATES, "cann82-x86_64-linux"), ["torch-npu", "torch-universal"]);
+        assert_eq!(
+            accepted(&CANDIDATES, "cpu-x86_64-linux"),
+            ["torch-cpu", "torch-universal"]
+        );
+        assert_eq!(
+            accepted(&CANDIDATES, "cann82-x86_64-linux"),
+            ["torch-npu", "torch-universal"]
+        );
     }
 
     #[test]
     fn untagged_beats_a_higher_cuda_minor_and_reasons_are_given() {
-        let names = ["torch29-cu126-x86_64-linux", "torch29-cxx11-cu128-x86_64-linux"];
+        let names = [
+            "torch29-cu126-x86_64-linux",
+            "torch29-cxx11-cu128-x86_64-linux",
+        ];
         assert_eq!(accepted(&names, "torch2.9-cu128-x86_64-linux"), names);
         let names: Vec<String> = CANDIDATES.iter().map(|n| n.to_string()).collect();
-        let verdicts = rank(&names, &"torch2.9-cxx11-cu128-x86_64-linux".parse().unwrap());
-        let reason = |name: &str| verdicts.iter().find(|v| v.name == name).unwrap().fit.clone().unwrap_err();
+        let verdicts = rank(
+            &names,
+            &"torch2.9-cxx11-cu128-x86_64-linux".parse().unwrap(),
+        );
+        let reason = |name: &str| {
+            verdicts
+                .iter()
+                .find(|v| v.name == name)
+                .unwrap()
+                .fit
+                .clone()
+                .unwrap_err()
+        };
         assert!(reason("torch29-cxx11-cu130-x86_64-linux").contains("CUDA 13.0"));
         assert!(reason("torch28-cxx11-cu128-x86_64-linux").contains("torch 2.8"));
         assert!(reason("torch29-cxx98-cu128-x86_64-linux").contains("pre-C++11"));
         assert!(reason("torch29-cxx11-cu128-aarch64-linux").contains("aarch64"));
-        assert!("torch2.9-cu128".parse::<System>().unwrap_err().to_string().contains("e.g."));
+        assert!(
+            "torch2.9-cu128"
+                .parse::<System>()
+                .unwrap_err()
+                .to_string()
+                .contains("e.g.")
+        );
     }
 }

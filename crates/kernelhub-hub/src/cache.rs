@@ -399,19 +399,40 @@ impl HubCache {
     /// Records the commit a lock entry's reference resolved to, as
     /// `refs/<reference>` (nothing for a reference that is the commit).
     pub fn write_ref(&self, locked: &LockedKernel) -> io::Result<()> {
-        let (reference, commit) = (&locked.reference, &locked.commit);
+        self.write_ref_in(
+            locked.repo_type,
+            &locked.repo,
+            &locked.reference,
+            &locked.commit,
+        )
+    }
+
+    /// Writes `refs/<reference>` = `commit` (no newline, as the Hub's tools
+    /// write it) in the folder of `repo`.
+    pub fn write_ref_in(
+        &self,
+        repo_type: RepoType,
+        repo: &str,
+        reference: &str,
+        commit: &str,
+    ) -> io::Result<()> {
         if reference == commit {
             return Ok(());
         }
-        if !kernelhub_manifest::project::is_ref_name(reference) {
+        if !kernelhub_manifest::project::is_ref_name(reference)
+            || !is_repo_id(repo)
+            || !is_commit(commit)
+        {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("`{reference}` is not a ref name that can be written below `refs/`"),
+                format!(
+                    "`{reference}` → `{commit}` of `{repo}` is not a ref that can be written below `refs/`"
+                ),
             ));
         }
         let path = self
             .root
-            .join(Self::repo_folder(locked.repo_type, &locked.repo))
+            .join(Self::repo_folder(repo_type, repo))
             .join("refs")
             .join(reference);
         if fs::read_to_string(&path).is_ok_and(|old| old.trim() == commit) {
@@ -426,8 +447,9 @@ impl HubCache {
         Ok(())
     }
 
-    /// Writes `bytes` already hashed as `file` (the caller verified them).
-    pub(crate) fn install_bytes(&self, file: &PinnedFile, bytes: &[u8]) -> Result<(), Error> {
+    /// Writes `bytes` as `file`'s blob and snapshot, after checking them
+    /// against its pin.
+    pub fn install_verified(&self, file: &PinnedFile, bytes: &[u8]) -> Result<(), Error> {
         let _lock = self.lock_blob(file)?;
         let mut written = self.blob_writer(file)?;
         let (digest, length) =
@@ -551,7 +573,7 @@ mod tests {
             cache.read_verified(&file),
             Err(Error::NotCached { .. })
         ));
-        cache.install_bytes(&file, b"ptx bytes").unwrap();
+        cache.install_verified(&file, b"ptx bytes").unwrap();
         let link = dir.path().join(format!(
             "models--acme--k/snapshots/{}/build/cuda/k.ptx",
             "a".repeat(40)
@@ -571,7 +593,7 @@ mod tests {
         let cache = HubCache::new(dir.path());
         let file = pinned(b"right", "k.wgsl");
         let error = cache
-            .install_bytes(&file, b"wrong")
+            .install_verified(&file, b"wrong")
             .unwrap_err()
             .to_string();
         assert!(
@@ -579,7 +601,7 @@ mod tests {
             "{error}"
         );
         let long = cache
-            .install_bytes(&file, b"right and more")
+            .install_verified(&file, b"right and more")
             .unwrap_err()
             .to_string();
         assert!(long.contains("larger than its pinned 5 bytes"), "{long}");
@@ -597,7 +619,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = HubCache::new(dir.path());
         let file = pinned(b"original", "k.wgsl");
-        cache.install_bytes(&file, b"original").unwrap();
+        cache.install_verified(&file, b"original").unwrap();
         std::fs::write(cache.snapshot_path(&file), b"origina1").unwrap();
         let error = cache.read_verified(&file).unwrap_err().to_string();
         assert!(error.contains("does not match its pinned hash"), "{error}");

@@ -183,6 +183,106 @@ impl HubClient {
         .await
     }
 
+    /// Whether `repo` at `revision` has a file at the root named `name`
+    /// (asked through the API, so a missing file costs no failed download).
+    pub async fn has_root_file(
+        &self,
+        repo_type: RepoType,
+        repo: &str,
+        revision: &str,
+        name: &str,
+    ) -> Result<bool, Error> {
+        let (owner, repo_name) = hf_hub::split_id(repo);
+        let what = format!("the files of `{repo}` at `{revision}`");
+        self.retrying(&what, || async {
+            let classify = |e| self.classify(e, repo_type, repo, revision, "");
+            match repo_type {
+                // Model repos list every file in their info (mirrors have this).
+                RepoType::Model => {
+                    let info = self
+                        .hub
+                        .repository(RepoTypeModel, owner, repo_name)
+                        .info()
+                        .revision(revision)
+                        .send()
+                        .await
+                        .map_err(classify)?;
+                    Ok(info.siblings.unwrap_or_default().iter().any(|s| s.rfilename == name))
+                }
+                // Kernel repo info has no file list: read the root folder.
+                RepoType::Kernel => {
+                    let handle = self.hub.repository(RepoTypeKernel, owner, repo_name);
+                    let stream = handle.list_tree().revision(revision).send().map_err(classify)?;
+                    let entries: Vec<hf_hub::repository::RepoTreeEntry> =
+                        stream.collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>().map_err(classify)?;
+                    Ok(entries
+                        .iter()
+                        .any(|e| matches!(e, hf_hub::repository::RepoTreeEntry::File { path, .. } if path == name)))
+                }
+            }
+        })
+        .await
+    }
+
+    /// Every file below `path` of `repo` at `revision`, with its size.
+    pub async fn tree(
+        &self,
+        repo_type: RepoType,
+        repo: &str,
+        revision: &str,
+        path: &str,
+    ) -> Result<Vec<(String, u64)>, Error> {
+        let (owner, name) = hf_hub::split_id(repo);
+        let what = format!("the files below `{path}` of `{repo}` at `{revision}`");
+        self.retrying(&what, || async {
+            let classify = |e| self.classify(e, repo_type, repo, revision, path);
+            let entries: Vec<hf_hub::repository::RepoTreeEntry> = match repo_type {
+                RepoType::Kernel => {
+                    let handle = self.hub.repository(RepoTypeKernel, owner, name);
+                    let stream = handle
+                        .list_tree()
+                        .revision(revision)
+                        .path_in_repo(path)
+                        .recursive(true)
+                        .send()
+                        .map_err(classify)?;
+                    stream
+                        .collect::<Vec<_>>()
+                        .await
+                        .into_iter()
+                        .collect::<Result<_, _>>()
+                        .map_err(classify)?
+                }
+                RepoType::Model => {
+                    let handle = self.hub.repository(RepoTypeModel, owner, name);
+                    let stream = handle
+                        .list_tree()
+                        .revision(revision)
+                        .path_in_repo(path)
+                        .recursive(true)
+                        .send()
+                        .map_err(classify)?;
+                    stream
+                        .collect::<Vec<_>>()
+                        .await
+                        .into_iter()
+                        .collect::<Result<_, _>>()
+                        .map_err(classify)?
+                }
+            };
+            Ok(entries
+                .into_iter()
+                .filter_map(|entry| match entry {
+                    hf_hub::repository::RepoTreeEntry::File { path, size, .. } => {
+                        Some((path, size))
+                    }
+                    _ => None,
+                })
+                .collect())
+        })
+        .await
+    }
+
     /// Streams `remote` into `sink`, hashing as it goes and stopping past
     /// `limit` bytes; the sink is restarted before each try. Returns the
     /// hash and length.

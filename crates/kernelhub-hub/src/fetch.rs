@@ -202,6 +202,19 @@ pub async fn ensure(
     file: &PinnedFile,
     observer: &dyn Observer,
 ) -> Result<Outcome, Error> {
+    ensure_from(client, cache, file, file.repo_type, observer).await
+}
+
+/// [`ensure`], downloading through the Hub's `source` repo type when it
+/// differs from the cache folder's (a mirror serving a `kernel` repo as a
+/// `model` repo).
+pub async fn ensure_from(
+    client: Option<&HubClient>,
+    cache: &HubCache,
+    file: &PinnedFile,
+    source: kernelhub_manifest::project::RepoType,
+    observer: &dyn Observer,
+) -> Result<Outcome, Error> {
     let state = blocking(cache, file, |cache, file| cache.state(file)).await?;
     if state == FileState::Verified {
         observer.finished(file, Outcome::Cached);
@@ -232,7 +245,7 @@ pub async fn ensure(
         observer,
     };
     let remote = RemoteFile {
-        repo_type: file.repo_type,
+        repo_type: source,
         repo: &file.repo,
         revision: &file.commit,
         path: &file.path,

@@ -196,7 +196,7 @@ async fn resolve_one(
         size: None,
     };
     parse_manifest(&bytes, &pinned)?;
-    cache.install_bytes(&pinned, &bytes)?;
+    cache.install_verified(&pinned, &bytes)?;
     let locked = LockedKernel {
         name: name.clone(),
         repo: repo.clone(),
