@@ -107,20 +107,26 @@ fn commit_all(repo: &Path, message: &str) {
     git(repo, &["commit", "-q", "-m", message]);
 }
 
+/// Builds `hf-test/<name>` like `hf-test/activation`: branches `v1`, `v2`
+/// (and `main`), each with every variant of [`ARCH_VARIANTS`] and `torch-cpu`.
+pub fn build_versioned(mirrors: &Path, name: &str) {
+    let repo = mirrors.join("models").join(HF_OWNER).join(name);
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q", "-b", "main"]);
+    for version in [1, 2] {
+        let _ = std::fs::remove_dir_all(repo.join("build"));
+        for variant in ARCH_VARIANTS.iter().chain(&["torch-cpu"]) {
+            write_variant(&repo, variant, version, true);
+        }
+        commit_all(&repo, &format!("v{version}"));
+        git(&repo, &["branch", &format!("v{version}")]);
+    }
+}
+
 /// Builds the fixture repos under `mirrors/models/hf-test/`.
 pub fn build(mirrors: &Path) {
     let root = mirrors.join("models").join(HF_OWNER);
-    let activation = root.join("activation");
-    std::fs::create_dir_all(&activation).expect("mkdir");
-    git(&activation, &["init", "-q", "-b", "main"]);
-    for version in [1, 2] {
-        let _ = std::fs::remove_dir_all(activation.join("build"));
-        for variant in ARCH_VARIANTS.iter().chain(&["torch-cpu"]) {
-            write_variant(&activation, variant, version, true);
-        }
-        commit_all(&activation, &format!("v{version}"));
-        git(&activation, &["branch", &format!("v{version}")]);
-    }
+    build_versioned(mirrors, "activation");
 
     let tampered = root.join("tampered");
     std::fs::create_dir_all(&tampered).expect("mkdir");
