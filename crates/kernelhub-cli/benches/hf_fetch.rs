@@ -12,6 +12,7 @@
 //! Run: `cargo bench -p kernelhub-cli --bench hf_fetch`.
 #![allow(missing_docs)] // criterion_group! generates undocumented functions
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
@@ -34,7 +35,11 @@ for repo in repos:
 
 fn run(mut command: Command) -> Vec<u8> {
     let output = command.output().expect("command runs");
-    assert!(output.status.success(), "{command:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output.stdout
 }
 
@@ -55,7 +60,16 @@ fn hf_fetch(c: &mut Criterion) {
     let kernelhub = |cache: &Path| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_kernelhub"));
         command
-            .args(["hf", "fetch", "--target", TARGET, "--repo-type", "model", "--endpoint", &olah.endpoint])
+            .args([
+                "hf",
+                "fetch",
+                "--target",
+                TARGET,
+                "--repo-type",
+                "model",
+                "--endpoint",
+                &olah.endpoint,
+            ])
             .args(&repos)
             .env("KERNELHUB_CACHE", cache)
             .env_remove("HF_HUB_OFFLINE");
@@ -83,7 +97,11 @@ fn hf_fetch(c: &mut Criterion) {
             .output()
             .expect("git ls-tree");
         for line in String::from_utf8_lossy(&listing.stdout).lines() {
-            expected += line.split_whitespace().nth(3).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            expected += line
+                .split_whitespace()
+                .nth(3)
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     let probe = work.path().join("probe");
@@ -94,10 +112,23 @@ fn hf_fetch(c: &mut Criterion) {
         .as_array()
         .expect("variants")
         .iter()
-        .flat_map(|v| v["files"].as_array().expect("files").iter().map(|f| f["size"].as_u64().unwrap_or(0)))
+        .flat_map(|v| {
+            v["files"]
+                .as_array()
+                .expect("files")
+                .iter()
+                .map(|f| f["size"].as_u64().unwrap_or(0))
+        })
         .sum();
-    assert_eq!(fetched, expected, "kernelhub fetched more or less than the matching variants");
-    eprintln!("matching variants: {expected} bytes in {REPOS} repos; kernelhub fetched {fetched}");
+    assert_eq!(
+        fetched, expected,
+        "kernelhub fetched more or less than the matching variants"
+    );
+    // Printed for BENCHMARKS.md: the bytes of the matching variants.
+    let _ = writeln!(
+        std::io::stderr(),
+        "matching variants: {expected} bytes in {REPOS} repos"
+    );
 
     let fresh = || {
         let dir = tempfile::tempdir_in(work.path()).expect("tempdir");
@@ -107,10 +138,18 @@ fn hf_fetch(c: &mut Criterion) {
     let mut group = c.benchmark_group("hf_fetch_one_target_5_repos");
     group.sample_size(10);
     group.bench_function("kernelhub", |b| {
-        b.iter_batched(fresh, |(_dir, cache)| run(kernelhub(&cache)), BatchSize::PerIteration)
+        b.iter_batched(
+            fresh,
+            |(_dir, cache)| run(kernelhub(&cache)),
+            BatchSize::PerIteration,
+        )
     });
     group.bench_function("snapshot_download", |b| {
-        b.iter_batched(fresh, |(_dir, cache)| run(python(&cache)), BatchSize::PerIteration)
+        b.iter_batched(
+            fresh,
+            |(_dir, cache)| run(python(&cache)),
+            BatchSize::PerIteration,
+        )
     });
     group.finish();
 }
