@@ -312,6 +312,7 @@ pub fn scale_repo(wgsl: Vec<u8>) -> (FaultServer, kernelhub_manifest::Lockfile) 
             commit: COMMIT.into(),
             manifest_sha256: kernelhub_manifest::hash::Sha256Digest::of(&manifest),
         }],
+        hf: Vec::new(),
     };
     (server, lock)
 }

@@ -1,17 +1,10 @@
 //! `build/<variant>/metadata.json`: who the variant is and, when it has a
-//! `digest`, the SHA-256 or SHA-512 (standard padded base64) of every file
-//! in the variant folder, so each can be verified as it downloads.
-//!
-//! The digest covers every regular file under the variant folder except
-//! the top-level `metadata.json` and `metadata.json.sigstore`, `*.pyc` files
-//! and `__pycache__` folders; a file present but not listed, or listed but
-//! absent, fails verification, as it does in `kernels verify-signature`.
+//! `digest` (see `kernelhub_hub::hf_digest`), the pin of every file in the
+//! variant folder.
 
-use std::collections::BTreeMap;
-
-use base64::Engine as _;
-use kernelhub_hub::{Algorithm, Checksum};
 use serde::Deserialize;
+
+pub use kernelhub_hub::hf_digest::{Digest, FileSetError, is_digested};
 
 /// The fields kernelhub reads (unknown fields are ignored, as the Python
 /// package does).
@@ -49,15 +42,6 @@ pub struct BackendInfo {
     pub archs: Option<Vec<String>>,
 }
 
-/// `digest` in `metadata.json`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Digest {
-    /// `sha256` or `sha512`.
-    pub algorithm: String,
-    /// Path relative to the variant folder → base64 digest.
-    pub files: BTreeMap<String, String>,
-}
-
 /// Why a variant's `metadata.json` or file list cannot be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MetadataError {
@@ -70,13 +54,8 @@ pub enum MetadataError {
         reason: String,
     },
     /// The file list disagrees with the digest.
-    #[error("`{variant}` does not match its digest:{}", .problems.iter().map(|p| format!("\n  - {p}")).collect::<String>())]
-    FileSet {
-        /// The variant folder.
-        variant: String,
-        /// One line per file.
-        problems: Vec<String>,
-    },
+    #[error(transparent)]
+    FileSet(#[from] FileSetError),
 }
 
 impl Metadata {
@@ -86,76 +65,6 @@ impl Metadata {
             file: file.to_string(),
             reason: e.to_string(),
         })
-    }
-}
-
-/// Whether a path (relative to the variant folder) is covered by digests.
-pub fn is_digested(path: &str) -> bool {
-    !matches!(path, "metadata.json" | "metadata.json.sigstore")
-        && !path.ends_with(".pyc")
-        && !path.split('/').any(|part| part == "__pycache__")
-}
-
-impl Digest {
-    /// The pin of each file in `present` (paths relative to the variant
-    /// folder), or every disagreement between the two lists.
-    pub fn pins(
-        &self,
-        variant: &str,
-        present: &[String],
-    ) -> Result<Vec<(String, Checksum)>, MetadataError> {
-        let algorithm = match self.algorithm.as_str() {
-            "sha256" => Algorithm::Sha256,
-            "sha512" => Algorithm::Sha512,
-            other => {
-                return Err(MetadataError::FileSet {
-                    variant: variant.to_string(),
-                    problems: vec![format!(
-                        "unknown digest algorithm `{other}` (expected sha256 or sha512)"
-                    )],
-                });
-            }
-        };
-        let mut problems = Vec::new();
-        let mut pins = Vec::new();
-        for (path, encoded) in &self.files {
-            let decoded = base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .ok();
-            let checksum = match (algorithm, decoded) {
-                (Algorithm::Sha256, Some(bytes)) => <[u8; 32]>::try_from(bytes)
-                    .ok()
-                    .map(|b| Checksum::Sha256(kernelhub_manifest::hash::Sha256Digest(b))),
-                (Algorithm::Sha512, Some(bytes)) => <[u8; 64]>::try_from(bytes)
-                    .ok()
-                    .map(|b| Checksum::Sha512(Box::new(b))),
-                (_, None) => None,
-            };
-            match checksum {
-                None => problems.push(format!(
-                    "`{path}`: `{encoded}` is not a {} digest in padded base64",
-                    self.algorithm
-                )),
-                Some(_) if !present.contains(path) => {
-                    problems.push(format!("`{path}` is listed but missing"))
-                }
-                Some(checksum) => pins.push((path.clone(), checksum)),
-            }
-        }
-        for path in present
-            .iter()
-            .filter(|p| is_digested(p) && !self.files.contains_key(*p))
-        {
-            problems.push(format!("`{path}` is present but not listed"));
-        }
-        if problems.is_empty() {
-            Ok(pins)
-        } else {
-            Err(MetadataError::FileSet {
-                variant: variant.to_string(),
-                problems,
-            })
-        }
     }
 }
 

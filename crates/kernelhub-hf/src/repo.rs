@@ -394,7 +394,10 @@ pub async fn fetch_variant(
     let fetched: Result<(), HfError> = async {
         match &metadata.digest {
             Some(digest) => {
-                for (path, checksum) in digest.pins(&variant.name, &present)? {
+                for (path, checksum) in digest
+                    .pins(&variant.name, &present)
+                    .map_err(MetadataError::from)?
+                {
                     let file = pin(
                         format!("build/{}/{path}", variant.name),
                         checksum,
@@ -409,7 +412,7 @@ pub async fn fetch_variant(
                 for (path, size) in variant
                     .files
                     .iter()
-                    .filter(|(p, _)| crate::metadata::is_digested(p))
+                    .filter(|(p, _)| kernelhub_hub::hf_digest::is_digested(p))
                 {
                     let full = format!("build/{}/{path}", variant.name);
                     let mut bytes = Vec::new();

@@ -26,6 +26,7 @@ pub mod client;
 pub mod env;
 mod error;
 pub mod fetch;
+pub mod hf_digest;
 pub mod platform;
 pub mod resolve;
 pub mod settings;

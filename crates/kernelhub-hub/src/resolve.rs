@@ -137,7 +137,10 @@ pub async fn lock(
         }
     }
     match errors.len() {
-        0 => Ok(Lockfile { kernels }),
+        0 => Ok(Lockfile {
+            kernels,
+            hf: Vec::new(),
+        }),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Several(errors)),
     }

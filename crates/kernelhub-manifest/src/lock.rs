@@ -16,10 +16,40 @@ use crate::project::{RepoType, is_commit, is_ref_name, is_repo_id};
 use crate::reader::{self, Ctx, Fields, Hint, Node};
 
 /// A parsed `kernels.lock`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Lockfile {
-    /// One entry per dependency, sorted by name.
+    /// One entry per `kernel.toml` dependency (`[[kernel]]`), sorted by name.
     pub kernels: Vec<LockedKernel>,
+    /// One entry per Hugging Face layout dependency (`[[hf]]`), sorted by name.
+    pub hf: Vec<LockedHf>,
+}
+
+/// What a Hugging Face layout dependency resolved to: a commit and, per
+/// chosen variant, the SHA-256 of its `metadata.json` (whose digest pins
+/// every file of the variant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedHf {
+    /// The dependency's name in `kernels.toml`.
+    pub name: String,
+    /// `owner/name` on the Hub.
+    pub repo: String,
+    /// The repo type the Hub serves it as.
+    pub repo_type: RepoType,
+    /// The branch, tag or commit it resolved through.
+    pub reference: String,
+    /// The 40-hex commit.
+    pub commit: String,
+    /// The chosen variants, sorted by name.
+    pub variants: Vec<LockedVariant>,
+}
+
+/// One chosen variant of a [`LockedHf`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockedVariant {
+    /// Folder name under `build/`.
+    pub name: String,
+    /// SHA-256 of `build/<name>/metadata.json`.
+    pub metadata_sha256: Sha256Digest,
 }
 
 /// What one dependency resolved to.
@@ -49,13 +79,17 @@ impl Lockfile {
             let mut fields = Fields::new(root.get_ref(), 0..0, "`kernels.lock`");
             let schema = read_schema(&mut ctx, &mut fields);
             let mut kernels = Vec::new();
-            if let Some(items) = fields
-                .get("kernel")
-                .and_then(|n| reader::array(&mut ctx, n, "kernel"))
-            {
-                let mut names: Vec<Spanned<String>> = Vec::new();
+            let mut hf = Vec::new();
+            let mut names: Vec<Spanned<String>> = Vec::new();
+            for table in ["kernel", "hf"] {
+                let Some(items) = fields
+                    .get(table)
+                    .and_then(|n| reader::array(&mut ctx, n, table))
+                else {
+                    continue;
+                };
                 for item in items.iter() {
-                    let Some((name, kernel)) = read_locked(&mut ctx, item) else {
+                    let Some((name, entry)) = read_locked(&mut ctx, item, table) else {
                         continue;
                     };
                     if names.iter().any(|n| n.get_ref() == name.get_ref()) {
@@ -67,13 +101,17 @@ impl Lockfile {
                         .hint("run `kernelhub lock` to rewrite the lock");
                     }
                     names.push(name);
-                    kernels.push(kernel);
+                    match entry {
+                        Entry::Kernel(kernel) => kernels.push(kernel),
+                        Entry::Hf(locked) => hf.push(locked),
+                    }
                 }
             }
-            fields.finish(&mut ctx, &["schema", "kernel"]);
+            fields.finish(&mut ctx, &["schema", "kernel", "hf"]);
             schema?;
             kernels.sort_by(|a: &LockedKernel, b| a.name.cmp(&b.name));
-            Some(Lockfile { kernels })
+            hf.sort_by(|a: &LockedHf, b| a.name.cmp(&b.name));
+            Some(Lockfile { kernels, hf })
         });
         Parsed {
             complete: value.is_some() && !ctx.has_errors(),
@@ -87,16 +125,19 @@ impl Lockfile {
         let mut kernels: Vec<&LockedKernel> = self.kernels.iter().collect();
         kernels.sort_by(|a, b| a.name.cmp(&b.name));
         let mut out = format!("{HEADER}schema = {}\n", crate::kernel::SCHEMA);
-        for k in kernels {
+        let head = |out: &mut String, table: &str, name: &str, repo: &str, repo_type: RepoType| {
             let _ = write!(
                 out,
-                "\n[[kernel]]\nname = {}\nrepo = {}\n",
-                quote(&k.name),
-                quote(&k.repo)
+                "\n[[{table}]]\nname = {}\nrepo = {}\n",
+                quote(name),
+                quote(repo)
             );
-            if k.repo_type != RepoType::Kernel {
-                let _ = writeln!(out, "repo_type = {}", quote(k.repo_type.as_str()));
+            if repo_type != RepoType::Kernel {
+                let _ = writeln!(out, "repo_type = {}", quote(repo_type.as_str()));
             }
+        };
+        for k in kernels {
+            head(&mut out, "kernel", &k.name, &k.repo, k.repo_type);
             let _ = write!(
                 out,
                 "ref = {}\ncommit = {}\nmanifest_sha256 = \"{}\"\n",
@@ -104,6 +145,28 @@ impl Lockfile {
                 quote(&k.commit),
                 k.manifest_sha256
             );
+        }
+        let mut hf: Vec<&LockedHf> = self.hf.iter().collect();
+        hf.sort_by(|a, b| a.name.cmp(&b.name));
+        for k in hf {
+            head(&mut out, "hf", &k.name, &k.repo, k.repo_type);
+            let _ = writeln!(
+                out,
+                "ref = {}\ncommit = {}\nvariants = [",
+                quote(&k.reference),
+                quote(&k.commit)
+            );
+            let mut variants: Vec<&LockedVariant> = k.variants.iter().collect();
+            variants.sort_by(|a, b| a.name.cmp(&b.name));
+            for v in variants {
+                let _ = writeln!(
+                    out,
+                    "  {{ name = {}, metadata_sha256 = \"{}\" }},",
+                    quote(&v.name),
+                    v.metadata_sha256
+                );
+            }
+            out.push_str("]\n");
         }
         out
     }
@@ -114,8 +177,14 @@ fn quote(text: &str) -> String {
     toml_edit::Value::from(text).to_string()
 }
 
-fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, LockedKernel)> {
-    let mut fields = reader::table(ctx, node, "kernel", "a `[[kernel]]` entry")?;
+/// A `[[kernel]]` or `[[hf]]` entry.
+enum Entry {
+    Kernel(LockedKernel),
+    Hf(LockedHf),
+}
+
+fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<String>, Entry)> {
+    let mut fields = reader::table(ctx, node, table, format!("a `[[{table}]]` entry"))?;
     let mut text = |ctx: &mut Ctx, key: &str| {
         fields
             .require(ctx, key, "\"…\"")
@@ -125,7 +194,26 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, Locke
     let repo = text(ctx, "repo");
     let reference = text(ctx, "ref");
     let commit = text(ctx, "commit");
-    let manifest_sha256 = text(ctx, "manifest_sha256");
+    let manifest_sha256 = (table == "kernel")
+        .then(|| text(ctx, "manifest_sha256"))
+        .flatten();
+    let variants = if table == "hf" {
+        fields
+            .require(
+                ctx,
+                "variants",
+                "[{ name = \"…\", metadata_sha256 = \"…\" }]",
+            )
+            .and_then(|n| reader::array(ctx, n, "variants"))
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| read_variant(ctx, item))
+                    .collect::<Vec<_>>()
+            })
+    } else {
+        None
+    };
     let repo_type = match fields.get("repo_type") {
         Some(node) => crate::project::read_repo_type(ctx, node)?.into_inner(),
         None => RepoType::Kernel,
@@ -138,7 +226,11 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, Locke
             "repo_type",
             "ref",
             "commit",
-            "manifest_sha256",
+            if table == "kernel" {
+                "manifest_sha256"
+            } else {
+                "variants"
+            },
         ],
     );
     let hint = "run `kernelhub lock` to rewrite the lock";
@@ -182,15 +274,64 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>) -> Option<(Spanned<String>, Locke
         digest
     });
     let name = name?;
-    let kernel = LockedKernel {
-        name: name.get_ref().clone(),
-        repo: repo.filter(|r| is_repo_id(r.get_ref()))?.into_inner(),
-        repo_type,
-        reference: reference.filter(|r| is_ref_name(r.get_ref()))?.into_inner(),
-        commit: commit.filter(|c| is_commit(c.get_ref()))?.into_inner(),
-        manifest_sha256: digest?,
+    let repo = repo.filter(|r| is_repo_id(r.get_ref()))?.into_inner();
+    let reference = reference.filter(|r| is_ref_name(r.get_ref()))?.into_inner();
+    let commit = commit.filter(|c| is_commit(c.get_ref()))?.into_inner();
+    let entry = if table == "kernel" {
+        Entry::Kernel(LockedKernel {
+            name: name.get_ref().clone(),
+            repo,
+            repo_type,
+            reference,
+            commit,
+            manifest_sha256: digest?,
+        })
+    } else {
+        Entry::Hf(LockedHf {
+            name: name.get_ref().clone(),
+            repo,
+            repo_type,
+            reference,
+            commit,
+            variants: variants?,
+        })
     };
-    Some((name, kernel))
+    Some((name, entry))
+}
+
+fn read_variant(ctx: &mut Ctx, node: &Node<'_>) -> Option<LockedVariant> {
+    let mut fields = reader::table(ctx, node, "variants", "a variant")?;
+    let name = fields
+        .require(ctx, "name", "\"torch210-cxx11-cu128-x86_64-linux\"")
+        .and_then(|n| reader::string(ctx, n, "name"));
+    let sha = fields
+        .require(ctx, "metadata_sha256", "\"…\"")
+        .and_then(|n| reader::string(ctx, n, "metadata_sha256"));
+    fields.finish(ctx, &["name", "metadata_sha256"]);
+    let name = name?;
+    // A variant name becomes a folder name in the cache.
+    if !is_ref_name(name.get_ref()) || name.get_ref().contains('/') {
+        ctx.error(
+            "invalid-path",
+            name.span(),
+            format!("`{}` is not a variant folder name", name.get_ref()),
+        )
+        .hint("run `kernelhub lock` to rewrite the lock");
+        return None;
+    }
+    let sha = sha?;
+    let Some(metadata_sha256) = Sha256Digest::from_hex(sha.get_ref()) else {
+        ctx.error(
+            "invalid-hash",
+            sha.span(),
+            format!("`{}` is not a SHA-256 digest", sha.get_ref()),
+        );
+        return None;
+    };
+    Some(LockedVariant {
+        name: name.into_inner(),
+        metadata_sha256,
+    })
 }
 
 #[cfg(test)]
@@ -216,6 +357,23 @@ mod tests {
     fn written_sorted_and_read_back_identically() {
         let lock = Lockfile {
             kernels: vec![kernel("rotary"), kernel("activation")],
+            hf: vec![LockedHf {
+                name: "layer-norm".into(),
+                repo: "kernels-community/layer-norm".into(),
+                repo_type: RepoType::Kernel,
+                reference: "v1".into(),
+                commit: "a".repeat(40),
+                variants: vec![
+                    LockedVariant {
+                        name: "torch-cuda".into(),
+                        metadata_sha256: Sha256Digest::of(b"2"),
+                    },
+                    LockedVariant {
+                        name: "torch210-cxx11-cu128-x86_64-linux".into(),
+                        metadata_sha256: Sha256Digest::of(b"1"),
+                    },
+                ],
+            }],
         };
         let text = lock.to_toml();
         assert!(text.find("activation").unwrap() < text.find("rotary").unwrap());
@@ -223,6 +381,7 @@ mod tests {
         assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
         let read = parsed.value.unwrap();
         assert_eq!(read.kernels, vec![kernel("activation"), kernel("rotary")]);
+        assert_eq!(read.hf, lock.hf);
         assert_eq!(read.to_toml(), text);
     }
 

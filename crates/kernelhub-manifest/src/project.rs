@@ -51,6 +51,23 @@ pub struct Dependency {
     pub revision: Spanned<Revision>,
     /// Overrides `[hub] repo_type`.
     pub repo_type: Option<Spanned<RepoType>>,
+    /// How the repo is laid out.
+    pub layout: Layout,
+}
+
+/// How a dependency's repo is laid out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    /// A `kernel.toml` at the root (the default).
+    Kernelhub,
+    /// Hugging Face's `build/<variant>/` with `metadata.json` digests
+    /// (`layout = "hf"`), locked for these target systems and variants.
+    Hf {
+        /// Systems such as `torch2.10-cu128-x86_64-linux`.
+        targets: Vec<Spanned<String>>,
+        /// Variant folders by name.
+        variants: Vec<Spanned<String>>,
+    },
 }
 
 /// How a dependency's revision is chosen.
@@ -287,13 +304,98 @@ fn read_dependency(ctx: &mut Ctx, name: Spanned<String>, node: &Node<'_>) -> Opt
         }
     };
     let repo_type = fields.get("repo_type").and_then(|n| read_repo_type(ctx, n));
-    fields.finish(ctx, &["repo", "version", "branch", "rev", "repo_type"]);
+    let layout = read_layout(ctx, &mut fields, &name, revision.as_ref());
+    fields.finish(
+        ctx,
+        &[
+            "repo",
+            "version",
+            "branch",
+            "rev",
+            "repo_type",
+            "layout",
+            "targets",
+            "variants",
+        ],
+    );
     Some(Dependency {
         name,
         repo: repo?,
         revision: revision?,
         repo_type,
+        layout: layout?,
     })
+}
+
+/// `layout`, `targets` and `variants`: the last two only for `layout = "hf"`,
+/// which needs at least one of them and a `vN` branch, branch or commit.
+fn read_layout(
+    ctx: &mut Ctx,
+    fields: &mut Fields<'_, '_>,
+    name: &Spanned<String>,
+    revision: Option<&Spanned<Revision>>,
+) -> Option<Layout> {
+    let layout = fields
+        .get("layout")
+        .and_then(|n| reader::string(ctx, n, "layout"));
+    let list = |ctx: &mut Ctx, fields: &mut Fields<'_, '_>, key: &str| {
+        fields
+            .get(key)
+            .map(|n| (n.span(), reader::string_list(ctx, n, key, |_, s| Some(s))))
+    };
+    let targets = list(ctx, fields, "targets");
+    let variants = list(ctx, fields, "variants");
+    match layout.as_ref().map(|l| l.get_ref().as_str()) {
+        None | Some("kernelhub") => {
+            if let Some((span, _)) = targets.as_ref().or(variants.as_ref()) {
+                ctx.error(
+                    "unknown-field",
+                    span.clone(),
+                    format!(
+                        "`targets` and `variants` of `{}` need `layout = \"hf\"`",
+                        name.get_ref()
+                    ),
+                )
+                .hint("add `layout = \"hf\"` for a Hugging Face kernel repo");
+                return None;
+            }
+            Some(Layout::Kernelhub)
+        }
+        Some("hf") => {
+            if targets.is_none() && variants.is_none() {
+                ctx.error(
+                    "missing-field",
+                    layout.as_ref().map_or(0..0, Spanned::span),
+                    format!("`{}` says neither `targets` nor `variants`", name.get_ref()),
+                )
+                .hint("add e.g. `targets = [\"torch2.10-cu128-x86_64-linux\"]`");
+                return None;
+            }
+            if let Some(revision) = revision.filter(|r| matches!(r.get_ref(), Revision::Version(_)))
+            {
+                ctx.error(
+                    "invalid-version",
+                    revision.span(),
+                    "Hugging Face kernel repos are versioned by `vN` branches, not semver tags",
+                )
+                .hint("write `version = 1` for the `v1` branch");
+                return None;
+            }
+            Some(Layout::Hf {
+                targets: targets.map(|t| t.1).unwrap_or_default(),
+                variants: variants.map(|v| v.1).unwrap_or_default(),
+            })
+        }
+        Some(other) => {
+            ctx.error(
+                "unknown-value",
+                layout.as_ref().map_or(0..0, Spanned::span),
+                format!("`{other}` is not a repo layout kernelhub reads"),
+            )
+            .hint("use `kernelhub` (the default) or `hf`");
+            None
+        }
+    }
 }
 
 fn read_revision(
