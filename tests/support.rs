@@ -6,6 +6,7 @@
 //! it is written unless a test overrides them.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 #[path = "support/faults.rs"]
 pub mod faults;
@@ -178,4 +179,42 @@ pub fn located(report: &CheckReport) -> Vec<(&'static str, String, usize)> {
             (d.code, name, line)
         })
         .collect()
+}
+
+/// Extracts a `.tar.gz`, flips one byte of `member`, and writes it back.
+pub fn tamper(bundle: &Path, member: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let status = Command::new("tar")
+        .arg("-xzf")
+        .arg(bundle)
+        .arg("-C")
+        .arg(work.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let target = work.path().join(member);
+    let mut bytes = std::fs::read(&target).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    std::fs::write(&target, bytes).unwrap();
+    // Keep the entry order: the lock first.
+    let listing = Command::new("tar")
+        .arg("-tzf")
+        .arg(bundle)
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8(listing.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let status = Command::new("tar")
+        .arg("-czf")
+        .arg(bundle)
+        .arg("-C")
+        .arg(work.path())
+        .args(&names)
+        .status()
+        .unwrap();
+    assert!(status.success());
 }

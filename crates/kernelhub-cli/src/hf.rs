@@ -5,8 +5,9 @@
 use std::io::Write;
 use std::time::Instant;
 
+use kernelhub_hf::lock::select_variants;
 use kernelhub_hf::repo::{self, Resolved, VariantFiles, Want};
-use kernelhub_hf::variant::{System, rank};
+use kernelhub_hf::variant::System;
 use kernelhub_hub::fetch::Outcome as FileOutcome;
 use kernelhub_hub::{HubCache, HubClient};
 
@@ -217,58 +218,33 @@ fn info(args: InfoArgs) -> CliResult {
     Ok(Outcome::Clean)
 }
 
-/// The variants of one repo that the request selects, with a line for
-/// every one skipped.
+/// The variants of one repo that the request selects, printing a line
+/// for every choice and every variant skipped.
 fn choose<'a>(
     args: &FetchArgs,
     resolved: &Resolved,
     variants: &'a [VariantFiles],
 ) -> Result<Vec<&'a VariantFiles>, Box<dyn std::error::Error>> {
     let names: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
-    let mut chosen: Vec<&VariantFiles> = Vec::new();
-    for wanted in &args.variants {
-        let variant = variants.iter().find(|v| v.name == *wanted).ok_or_else(|| {
-            kernelhub_hf::repo::HfError::NoSuchVariant {
-                repo: resolved.repo.clone(),
-                commit: short(&resolved.commit).to_string(),
-                variant: wanted.clone(),
-                available: names.join(", "),
-            }
-        })?;
-        chosen.push(variant);
+    let targets: Vec<(String, System)> = args
+        .targets
+        .iter()
+        .map(|t| (t.text.clone(), t.system.clone()))
+        .collect();
+    let (chosen, notes) = select_variants(
+        &resolved.repo,
+        &resolved.commit,
+        &names,
+        &args.variants,
+        &targets,
+    )?;
+    for (verb, message) in notes {
+        status(verb, message);
     }
-    for Target { text, system } in &args.targets {
-        let verdicts = rank(&names, system);
-        match verdicts.first().filter(|v| v.fit.is_ok()) {
-            Some(best) => {
-                status("Chose", format!("{} for `{text}`", best.name));
-                if let Some(variant) = variants.iter().find(|v| v.name == best.name) {
-                    chosen.push(variant);
-                }
-                for other in &verdicts[1..] {
-                    let reason = match &other.fit {
-                        Ok(_) => format!("also loadable, but the loader prefers `{}`", best.name),
-                        Err(reason) => reason.clone(),
-                    };
-                    status("Skipped", format!("{} for `{text}`: {reason}", other.name));
-                }
-            }
-            None => {
-                status(
-                    "Warning",
-                    format!("no variant of `{}` loads on `{text}`", resolved.repo),
-                );
-                for other in &verdicts {
-                    if let Err(reason) = &other.fit {
-                        status("Skipped", format!("{}: {reason}", other.name));
-                    }
-                }
-            }
-        }
-    }
-    chosen.sort_by(|a, b| a.name.cmp(&b.name));
-    chosen.dedup_by(|a, b| a.name == b.name);
-    Ok(chosen)
+    Ok(variants
+        .iter()
+        .filter(|v| chosen.contains(&v.name))
+        .collect())
 }
 
 fn fetch(args: FetchArgs) -> CliResult {

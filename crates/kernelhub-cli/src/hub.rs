@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use kernelhub_hf::repo::FetchedVariant;
 use kernelhub_hub::fetch::{FetchReport, Observer, Outcome as FileOutcome, Platforms};
 use kernelhub_hub::resolve::Update;
 use kernelhub_hub::settings::{Overrides, Settings};
@@ -268,7 +269,8 @@ pub(crate) fn lock(args: LockArgs) -> CliResult {
         return Err("`kernelhub lock` needs the Hub, and kernelhub is offline (`--offline` or `HF_HUB_OFFLINE`)\n  hint: lock on a connected machine and carry `kernels.lock` across".into());
     };
     let cache = HubCache::new(&settings.cache_dir);
-    let lock = runtime()?.block_on(resolve::lock(
+    let runtime = runtime()?;
+    let mut lock = runtime.block_on(resolve::lock(
         &client,
         &cache,
         &project,
@@ -276,38 +278,65 @@ pub(crate) fn lock(args: LockArgs) -> CliResult {
         previous.as_ref(),
         &update,
     ))?;
-    for kernel in &lock.kernels {
+    for dependency in &project.dependencies {
+        if dependency.layout == kernelhub_manifest::project::Layout::Kernelhub {
+            continue;
+        }
+        let name = dependency.name.get_ref();
         let before = previous
             .as_ref()
-            .and_then(|p| p.kernels.iter().find(|k| k.name == kernel.name));
-        let verb = match before {
-            Some(old) if old == kernel => "Locked",
-            Some(_) => "Updated",
-            None => "Added",
+            .and_then(|p| p.hf.iter().find(|k| &k.name == name));
+        let moving = match &update {
+            Update::Stale => false,
+            Update::All => true,
+            Update::Only(names) => names.contains(name),
         };
-        status(
-            verb,
-            format!(
-                "{} {} ({})",
-                kernel.name,
-                kernel.reference,
-                short(&kernel.commit)
-            ),
-        );
+        let (locked, notes) = runtime.block_on(kernelhub_hf::lock::lock_dependency(
+            &client,
+            dependency,
+            settings.repo_type,
+            before,
+            moving,
+        ))?;
+        for (verb, message) in notes {
+            status(verb, message);
+        }
+        lock.hf.push(locked);
     }
-    if let Some(previous) = &previous {
-        for gone in previous
+    lock.hf.sort_by(|a, b| a.name.cmp(&b.name));
+    let old_heads: Vec<_> = previous.iter().flat_map(|p| p.heads()).collect();
+    let describe = |name: &str| -> Option<String> {
+        let old = previous.as_ref()?;
+        let now = lock
             .kernels
             .iter()
-            .filter(|p| !lock.kernels.iter().any(|k| k.name == p.name))
-        {
-            status("Removed", &gone.name);
+            .find(|k| k.name == name)
+            .map(|k| k.to_owned());
+        let before = old.kernels.iter().find(|k| k.name == name);
+        if let (Some(now), Some(before)) = (now, before) {
+            return Some(if now == *before { "Locked" } else { "Updated" }.to_string());
         }
+        let now = lock.hf.iter().find(|k| k.name == name)?;
+        let before = old.hf.iter().find(|k| k.name == name)?;
+        Some(if now == before { "Locked" } else { "Updated" }.to_string())
+    };
+    for head in lock.heads() {
+        let verb = describe(head.name).unwrap_or_else(|| "Added".to_string());
+        status(
+            &verb,
+            format!("{} {} ({})", head.name, head.reference, short(head.commit)),
+        );
+    }
+    for gone in old_heads
+        .iter()
+        .filter(|p| !lock.heads().any(|k| k.name == p.name))
+    {
+        status("Removed", gone.name);
     }
     let changed = write_atomically(&lock_path, &lock.to_toml())?;
     status(
         if changed { "Wrote" } else { "Unchanged" },
-        format!("{} ({} kernels)", lock_path.display(), lock.kernels.len()),
+        format!("{} ({} kernels)", lock_path.display(), lock.heads().count()),
     );
     Ok(Outcome::Clean)
 }
@@ -338,16 +367,21 @@ pub(crate) fn progress_bar() -> Bar {
     Bar(bar)
 }
 
+/// What a fetch did: the `kernel.toml` kernels, then the Hugging Face
+/// layout ones by name.
+type Fetched = (FetchReport, Vec<(String, Vec<FetchedVariant>)>);
+
 fn run_fetch(
     settings: &Settings,
     lock: &Lockfile,
     platforms: &Platforms,
     jobs: usize,
-) -> Result<FetchReport, Box<dyn std::error::Error>> {
+) -> Result<Fetched, Box<dyn std::error::Error>> {
     let client = HubClient::connect(settings)?;
     let cache = HubCache::new(&settings.cache_dir);
     let bar = progress_bar();
-    let report = runtime()?.block_on(fetch::fetch(
+    let runtime = runtime()?;
+    let report = runtime.block_on(fetch::fetch(
         client.as_ref(),
         &cache,
         lock,
@@ -355,8 +389,26 @@ fn run_fetch(
         jobs,
         &bar,
     ));
+    let mut hf = Vec::new();
+    for locked in &lock.hf {
+        let fetched = runtime.block_on(kernelhub_hf::lock::fetch_locked(
+            client.as_ref(),
+            &cache,
+            locked,
+            &bar,
+        ));
+        hf.push((locked.name.clone(), fetched?));
+    }
     bar.0.finish_and_clear();
-    Ok(report?)
+    Ok((report?, hf))
+}
+
+/// Files and bytes of Hugging Face variants with this outcome.
+fn hf_count(hf: &[(String, Vec<FetchedVariant>)], wanted: FileOutcome) -> (usize, u64) {
+    hf.iter()
+        .flat_map(|(_, variants)| variants.iter().flat_map(|v| &v.files))
+        .filter(|(_, o)| *o == wanted)
+        .fold((0, 0), |(n, b), (f, _)| (n + 1, b + f.size.unwrap_or(0)))
 }
 
 fn describe_platforms(platforms: &Platforms) -> String {
@@ -396,7 +448,7 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
         }
     }
     let platforms = args.targets.platforms();
-    let report = run_fetch(&settings, &lock, &platforms, args.jobs)?;
+    let (report, hf) = run_fetch(&settings, &lock, &platforms, args.jobs)?;
     for kernel in &report.kernels {
         for (platform, op, dtype) in &kernel.uncovered {
             status(
@@ -408,14 +460,18 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
             );
         }
     }
-    let (downloaded, downloaded_bytes) = report.downloaded();
-    let (cached, cached_bytes) = report.cached();
+    let (mut downloaded, mut downloaded_bytes) = report.downloaded();
+    let (mut cached, mut cached_bytes) = report.cached();
+    let (n, b) = hf_count(&hf, FileOutcome::Downloaded);
+    (downloaded, downloaded_bytes) = (downloaded + n, downloaded_bytes + b);
+    let (n, b) = hf_count(&hf, FileOutcome::Cached);
+    (cached, cached_bytes) = (cached + n, cached_bytes + b);
     let elapsed = started.elapsed();
     status(
         "Fetched",
         format!(
             "{} kernels for {}: {downloaded} files downloaded ({}), {cached} already cached, in {:.2}s",
-            report.kernels.len(),
+            report.kernels.len() + hf.len(),
             describe_platforms(&platforms),
             human_bytes(downloaded_bytes),
             elapsed.as_secs_f64()
@@ -449,6 +505,14 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
             "cached": { "files": cached, "bytes": cached_bytes },
             "seconds": elapsed.as_secs_f64(),
             "kernels": kernels,
+            "hf": hf.iter().map(|(name, variants)| serde_json::json!({
+                "name": name,
+                "variants": variants.iter().map(|v| serde_json::json!({
+                    "variant": v.name,
+                    "files": v.files.len(),
+                    "downloaded": v.files.iter().filter(|(_, o)| *o == FileOutcome::Downloaded).count(),
+                })).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         });
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{}", serde_json::to_string_pretty(&summary)?)?;
@@ -471,6 +535,34 @@ fn print_problems(report: &verify::VerifyReport) {
     }
 }
 
+/// [`verify::verify`] for the `[[kernel]]` entries, then the Hugging Face
+/// layout ones: their `metadata.json` files, and the files those pin.
+fn verify_all(
+    cache: &HubCache,
+    lock: &Lockfile,
+    platforms: &Platforms,
+    threads: usize,
+) -> Result<verify::VerifyReport, Box<dyn std::error::Error>> {
+    use kernelhub_hub::cache::FileState;
+    let mut report = verify::verify(cache, lock, platforms, threads)?;
+    let mut record = |file: PinnedFile, state: FileState| match state {
+        FileState::Verified => report.verified.push(file),
+        FileState::Missing => report.missing.push(file),
+        FileState::Corrupt(problem) => report.corrupt.push((file, problem)),
+    };
+    for locked in &lock.hf {
+        let (files, broken) = kernelhub_hf::lock::pinned_files(cache, locked)?;
+        for (file, state) in broken {
+            record(file, state);
+        }
+        let states = verify::hash_all(cache, &files, threads);
+        for (file, state) in files.into_iter().zip(states) {
+            record(file, state?);
+        }
+    }
+    Ok(report)
+}
+
 pub(crate) fn verify(args: VerifyArgs) -> CliResult {
     let project = read_project(&args.hub.project)?;
     let settings = settings(&args.hub, project.as_ref())?;
@@ -478,19 +570,19 @@ pub(crate) fn verify(args: VerifyArgs) -> CliResult {
     let platforms = args.targets.platforms();
     let cache = HubCache::new(&settings.cache_dir);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut report = verify::verify(&cache, &lock, &platforms, threads)?;
+    let mut report = verify_all(&cache, &lock, &platforms, threads)?;
     if args.repair && !report.is_clean() {
         print_problems(&report);
         let broken = report.missing.len() + report.corrupt.len();
-        let fetched = run_fetch(&settings, &lock, &platforms, 8)?;
-        report = verify::verify(&cache, &lock, &platforms, threads)?;
+        let (fetched, hf) = run_fetch(&settings, &lock, &platforms, 8)?;
+        report = verify_all(&cache, &lock, &platforms, threads)?;
         // A missing link to a blob that still verifies is relinked, not downloaded.
         status(
             "Repaired",
             format!(
                 "{} of {broken} files ({} downloaded)",
                 broken.saturating_sub(report.missing.len() + report.corrupt.len()),
-                fetched.downloaded().0
+                fetched.downloaded().0 + hf_count(&hf, FileOutcome::Downloaded).0
             ),
         );
     }

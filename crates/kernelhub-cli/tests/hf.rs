@@ -338,3 +338,121 @@ print(accepted[0].variant_str)
     );
     assert_eq!(lines[2], ARCH_VARIANTS[1]);
 }
+
+/// The issue's "done when": on a connected box with no GPU and no torch, an
+/// operator locks Hugging Face layout kernels for a named cluster, fetches
+/// and bundles them; on the air-gapped side the bundle imports (a tampered
+/// one is refused whole) and the Python `kernels` package finds them offline.
+#[test]
+fn locked_hf_kernels_travel_in_a_bundle_and_load_offline_in_python() {
+    let olah = hf_layout::shared();
+    let staging = Run::new();
+    std::fs::write(
+        staging.dir.path().join("kernels.toml"),
+        format!(
+            "schema = 1\n[hub]\nendpoint = \"{}\"\nrepo_type = \"model\"\n[dependencies]\n\
+             activation = {{ repo = \"hf-test/activation\", version = 1, layout = \"hf\", \
+             targets = [\"torch2.10-cu128-x86_64-linux\", \"cpu-x86_64-linux\"] }}\n",
+            olah.endpoint
+        ),
+    )
+    .unwrap();
+    let (_, stderr) = staging.ok(&["lock"]);
+    assert!(
+        stderr.contains("Chose torch210-cxx11-cu128-x86_64-linux"),
+        "{stderr}"
+    );
+    let lock_text = std::fs::read_to_string(staging.dir.path().join("kernels.lock")).unwrap();
+    assert!(
+        lock_text.contains("[[hf]]") && lock_text.contains("name = \"torch-cpu\""),
+        "{lock_text}"
+    );
+    assert!(
+        staging.cached_variants("activation").is_empty(),
+        "lock writes no half variant"
+    );
+    let (_, stderr) = staging.ok(&["fetch"]);
+    assert!(stderr.contains("Fetched 1 kernels"), "{stderr}");
+    assert_eq!(
+        staging.cached_variants("activation"),
+        ["torch-cpu", ARCH_VARIANTS[1]]
+    );
+    staging.ok(&["verify"]);
+    staging.ok(&["bundle", "create", "cluster.tar.gz"]);
+
+    let gapped = Run::new();
+    std::fs::copy(
+        staging.dir.path().join("kernels.lock"),
+        gapped.dir.path().join("kernels.lock"),
+    )
+    .unwrap();
+    let offline = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kernelhub"))
+            .args(args)
+            .current_dir(gapped.dir.path())
+            .env("KERNELHUB_CACHE", gapped.cache())
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .output()
+            .unwrap()
+    };
+    let commit = lock_text
+        .lines()
+        .find_map(|l| l.strip_prefix("commit = \""))
+        .unwrap()
+        .trim_end_matches('"')
+        .to_string();
+    let tampered = gapped.dir.path().join("tampered.tar.gz");
+    std::fs::copy(staging.dir.path().join("cluster.tar.gz"), &tampered).unwrap();
+    kernelhub_tests::tamper(
+        &tampered,
+        &format!("kernels--hf-test--activation/{commit}/build/torch-cpu/_ops.py"),
+    );
+    let refused = offline(&["bundle", "import", "tampered.tar.gz"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("was refused") && stderr.contains("build/torch-cpu/_ops.py"),
+        "{stderr}"
+    );
+    assert!(gapped.cached_variants("activation").is_empty());
+
+    std::fs::copy(
+        staging.dir.path().join("cluster.tar.gz"),
+        gapped.dir.path().join("cluster.tar.gz"),
+    )
+    .unwrap();
+    for args in [
+        &["bundle", "import", "cluster.tar.gz"][..],
+        &["fetch"][..],
+        &["verify"][..],
+    ] {
+        let output = offline(args);
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let script = r#"
+from kernels import install_kernel
+print(install_kernel("hf-test/activation", version=1, local_files_only=True))
+"#;
+    let output = Command::new(venv().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", gapped.cache())
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env_remove("HF_ENDPOINT")
+        .env_remove("KERNELS_CACHE")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.trim().ends_with("/build/torch-cpu"), "{stdout}");
+}

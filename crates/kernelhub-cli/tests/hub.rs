@@ -16,6 +16,7 @@ use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::{Lockfile, Strictness};
 use kernelhub_tests::faults::scale_repo;
 use kernelhub_tests::olah::{Olah, venv};
+use kernelhub_tests::tamper;
 
 /// A consuming project and its own cache, isolated from the host's settings.
 struct Project {
@@ -366,44 +367,6 @@ fn kernelhub_loads_offline_what_hf_download_fetched() {
         let bytes = cache.load_artifact(locked, ptx).unwrap();
         assert!(bytes.starts_with(b"//"), "PTX text");
     }
-}
-
-/// Extracts a `.tar.gz`, flips one byte of `member`, and writes it back.
-fn tamper(bundle: &Path, member: &str) {
-    let work = tempfile::tempdir().unwrap();
-    let status = Command::new("tar")
-        .arg("-xzf")
-        .arg(bundle)
-        .arg("-C")
-        .arg(work.path())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let target = work.path().join(member);
-    let mut bytes = std::fs::read(&target).unwrap();
-    let last = bytes.len() - 2;
-    bytes[last] ^= 1;
-    std::fs::write(&target, bytes).unwrap();
-    // Keep the entry order: the lock first.
-    let listing = Command::new("tar")
-        .arg("-tzf")
-        .arg(bundle)
-        .output()
-        .unwrap();
-    let names: Vec<String> = String::from_utf8(listing.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect();
-    let status = Command::new("tar")
-        .arg("-czf")
-        .arg(bundle)
-        .arg("-C")
-        .arg(work.path())
-        .args(&names)
-        .status()
-        .unwrap();
-    assert!(status.success());
 }
 
 #[test]

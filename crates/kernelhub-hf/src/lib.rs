@@ -10,6 +10,7 @@
 //!   fetches chosen variants into the Hub cache where the Python loader
 //!   finds them offline, verifying every byte on the way.
 
+pub mod lock;
 pub mod metadata;
 pub mod repo;
 pub mod variant;

@@ -27,12 +27,14 @@ use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use fs_err as fs;
-use kernelhub_manifest::lock::{LockedKernel, Lockfile};
+use kernelhub_manifest::lock::{LockedHf, LockedKernel, LockedVariant, Lockfile};
+use kernelhub_manifest::project::RepoType;
 use kernelhub_manifest::{KernelManifest, MAX_FILE_SIZE, Strictness};
 
 use crate::cache::{HubCache, MANIFEST, PinnedFile, hash_limited, parse_manifest};
 use crate::error::Error;
 use crate::fetch::{Platforms, chosen_artifacts};
+use crate::hf_digest;
 
 /// The lock's name inside a bundle.
 const LOCK_ENTRY: &str = "kernels.lock";
@@ -92,6 +94,29 @@ pub fn create(
             }
         }
     }
+    // Hugging Face layout variants: `metadata.json`, then the files its
+    // digest pins.
+    for locked in &lock.hf {
+        for variant in &locked.variants {
+            let metadata_file = hf_digest::metadata_pin(locked, variant);
+            if !written.insert(entry_name(&metadata_file)) {
+                continue;
+            }
+            let bytes = cache.read_verified(&metadata_file)?;
+            let files = hf_digest::variant_files(locked, &variant.name, &bytes).map_err(|e| {
+                Error::Invalid {
+                    what: format!("`{}` of `{}`", metadata_file.path, locked.repo),
+                    diagnostics: e.to_string(),
+                }
+            })?;
+            append(&entry_name(&metadata_file), &bytes)?;
+            for file in files {
+                if written.insert(entry_name(&file)) {
+                    append(&entry_name(&file), &cache.read_verified(&file)?)?;
+                }
+            }
+        }
+    }
     let encoder = archive.into_inner()?;
     let temporary = encoder.finish()?;
     temporary.as_file().sync_all()?;
@@ -134,6 +159,8 @@ pub fn import(
     // Keyed by repo folder and commit: two names may pin the same one.
     let mut manifests: HashMap<(String, String), KernelManifest> = HashMap::new();
     let mut staged: Vec<(PinnedFile, tempfile::TempPath)> = Vec::new();
+    // Per variant `metadata.json` entry name: the files it pins.
+    let mut hf_pins: HashMap<String, Vec<PinnedFile>> = HashMap::new();
     let mut summary = BundleSummary::default();
     let entries = archive
         .entries()
@@ -177,24 +204,60 @@ pub fn import(
             lock = Some(read);
             continue;
         };
-        let (locked, path) = locate(lock, &name)
-            .ok_or_else(|| refuse(format!("`{name}` is not a file the bundle's lock pins")))?;
-        let file = if path == MANIFEST {
-            PinnedFile::manifest(locked)
-        } else {
-            let manifest = manifests.get(&repo_key(locked)).ok_or_else(|| {
-                refuse(format!("`{name}` comes before its kernel's `{MANIFEST}`"))
-            })?;
-            let artifact = manifest
-                .artifacts
-                .iter()
-                .find(|a| a.path.get_ref() == path)
-                .ok_or_else(|| {
+        let (file, kind) = if let Some((locked, path)) = locate(lock, &name) {
+            if path == MANIFEST {
+                (
+                    PinnedFile::manifest(locked),
+                    Kind::Manifest(repo_key(locked)),
+                )
+            } else {
+                let manifest = manifests.get(&repo_key(locked)).ok_or_else(|| {
+                    refuse(format!("`{name}` comes before its kernel's `{MANIFEST}`"))
+                })?;
+                let artifact = manifest
+                    .artifacts
+                    .iter()
+                    .find(|a| a.path.get_ref() == path)
+                    .ok_or_else(|| {
+                        refuse(format!(
+                            "`{name}` is not an artifact of its kernel's manifest"
+                        ))
+                    })?;
+                (PinnedFile::artifact(locked, artifact), Kind::Plain)
+            }
+        } else if let Some((locked, variant, rest)) = locate_hf(lock, &name) {
+            if rest == "metadata.json" {
+                (
+                    hf_digest::metadata_pin(locked, variant),
+                    Kind::HfMetadata(locked, &variant.name),
+                )
+            } else {
+                let metadata_name = format!(
+                    "{}/{}/build/{}/metadata.json",
+                    HubCache::repo_folder(RepoType::Kernel, &locked.repo),
+                    locked.commit,
+                    variant.name
+                );
+                let pins = hf_pins.get(&metadata_name).ok_or_else(|| {
                     refuse(format!(
-                        "`{name}` is not an artifact of its kernel's manifest"
+                        "`{name}` comes before its variant's `metadata.json`"
                     ))
                 })?;
-            PinnedFile::artifact(locked, artifact)
+                let file = pins
+                    .iter()
+                    .find(|f| entry_name(f) == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        refuse(format!(
+                            "`{name}` is not pinned by its variant's `metadata.json`"
+                        ))
+                    })?;
+                (file, Kind::Plain)
+            }
+        } else {
+            return Err(refuse(format!(
+                "`{name}` is not a file the bundle's lock pins"
+            )));
         };
         if staged.iter().any(|(f, _)| *f == file) {
             return Err(refuse(format!("`{name}` appears twice")));
@@ -203,12 +266,13 @@ pub fn import(
         // A manifest is kept in memory too, so the bytes parsed are the
         // bytes hashed.
         let mut manifest_bytes = Vec::new();
+        let keep = !matches!(kind, Kind::Plain);
         let (digest, length) = hash_limited(
             &mut entry,
             file.checksum.algorithm(),
             file.limit(),
             |chunk| {
-                if path == MANIFEST {
+                if keep {
                     manifest_bytes.extend_from_slice(chunk);
                 }
                 target.write_all(chunk)
@@ -217,10 +281,18 @@ pub fn import(
         .map_err(|e| refuse(format!("`{name}` is unreadable: {e}")))?;
         file.check(digest, length)
             .map_err(|problem| refuse(format!("`{name}` {problem}")))?;
-        if path == MANIFEST {
-            let manifest = parse_manifest(&manifest_bytes, &file)
-                .map_err(|e| refuse(format!("`{name}`: {e}")))?;
-            manifests.insert(repo_key(locked), manifest);
+        match kind {
+            Kind::Manifest(key) => {
+                let manifest = parse_manifest(&manifest_bytes, &file)
+                    .map_err(|e| refuse(format!("`{name}`: {e}")))?;
+                manifests.insert(key, manifest);
+            }
+            Kind::HfMetadata(locked, variant) => {
+                let pins = hf_digest::variant_files(locked, variant, &manifest_bytes)
+                    .map_err(|e| refuse(format!("`{name}`: {e}")))?;
+                hf_pins.insert(name.clone(), pins);
+            }
+            Kind::Plain => {}
         }
         target.as_file().sync_all()?;
         summary.files += 1;
@@ -228,6 +300,24 @@ pub fn import(
         staged.push((file, target.into_temp_path()));
     }
     let lock = lock.ok_or_else(|| refuse("it is empty".into()))?;
+    // Every locked variant whole: its metadata and every file it pins.
+    for locked in &lock.hf {
+        for variant in &locked.variants {
+            let metadata_file = hf_digest::metadata_pin(locked, variant);
+            let pins = hf_pins.get(&entry_name(&metadata_file)).ok_or_else(|| {
+                refuse(format!(
+                    "it lacks `{}` of `{}`",
+                    metadata_file.path, locked.repo
+                ))
+            })?;
+            if let Some(missing) = pins.iter().find(|p| !staged.iter().any(|(f, _)| f == *p)) {
+                return Err(refuse(format!(
+                    "it lacks `{}` of `{}`",
+                    missing.path, locked.repo
+                )));
+            }
+        }
+    }
     if let Some(missing) = lock
         .kernels
         .iter()
@@ -238,7 +328,8 @@ pub fn import(
             missing.name
         )));
     }
-    // Everything verified: install.
+    // Everything verified: install, each `metadata.json` after its files.
+    staged.sort_by_key(|(f, _)| f.path.ends_with("/metadata.json"));
     for (file, path) in staged {
         let _guard = cache.lock_blob(&file)?;
         cache.install(&file, path)?;
@@ -249,6 +340,14 @@ pub fn import(
         for locked in &lock.kernels {
             cache.write_ref(locked)?;
         }
+        for locked in &lock.hf {
+            cache.write_ref_in(
+                RepoType::Kernel,
+                &locked.repo,
+                &locked.reference,
+                &locked.commit,
+            )?;
+        }
     }
     Ok((lock, summary))
 }
@@ -258,6 +357,44 @@ fn repo_key(locked: &LockedKernel) -> (String, String) {
         HubCache::repo_folder(locked.repo_type, &locked.repo),
         locked.commit.clone(),
     )
+}
+
+/// What an entry is, for what importing it adds.
+enum Kind<'a> {
+    /// A `kernel.toml`: its artifacts' pins follow.
+    Manifest((String, String)),
+    /// A variant's `metadata.json`: its files' pins follow.
+    HfMetadata(&'a LockedHf, &'a str),
+    /// Anything else.
+    Plain,
+}
+
+/// The Hugging Face lock entry, variant and path inside the variant an
+/// entry name (`kernels--o--n/<commit>/build/<variant>/<path>`) points at.
+fn locate_hf<'a>(
+    lock: &'a Lockfile,
+    name: &'a str,
+) -> Option<(&'a LockedHf, &'a LockedVariant, &'a str)> {
+    let mut parts = name.splitn(5, '/');
+    let (folder, commit, build, variant, rest) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    if build != "build"
+        || rest
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return None;
+    }
+    let locked = lock.hf.iter().find(|k| {
+        k.commit == commit && HubCache::repo_folder(RepoType::Kernel, &k.repo) == folder
+    })?;
+    let variant = locked.variants.iter().find(|v| v.name == variant)?;
+    Some((locked, variant, rest))
 }
 
 /// The lock entry and repo path an entry name points at.

@@ -38,6 +38,9 @@ use kernelhub_manifest::{KernelManifest, MAX_FILE_SIZE, Strictness};
 use crate::checksum::{Algorithm, Checksum, Hasher};
 use crate::error::{Error, FileProblem};
 
+/// The largest file accepted whose size is not pinned (only its digest).
+pub const MAX_UNSIZED_FILE: u64 = 16 << 30;
+
 /// The name of the manifest at a kernel repo's root.
 pub const MANIFEST: &str = "kernel.toml";
 
@@ -54,8 +57,7 @@ pub struct PinnedFile {
     pub path: String,
     /// Its digest.
     pub checksum: Checksum,
-    /// Its exact size; `None` for `kernel.toml`, whose size is not pinned and
-    /// is limited to [`MAX_FILE_SIZE`].
+    /// Its exact size, where the pin says it (see [`PinnedFile::limit`]).
     pub size: Option<u64>,
 }
 
@@ -84,9 +86,16 @@ impl PinnedFile {
         }
     }
 
-    /// The most bytes this file may have.
+    /// The most bytes this file may have: its pinned size; for a manifest
+    /// whose size is not pinned (`kernel.toml`, `metadata.json`),
+    /// [`MAX_FILE_SIZE`]; for any other unsized file (pinned by a digest
+    /// only), [`MAX_UNSIZED_FILE`].
     pub fn limit(&self) -> u64 {
-        self.size.unwrap_or(MAX_FILE_SIZE)
+        match self.size {
+            Some(size) => size,
+            None if self.path == MANIFEST || self.path.ends_with("/metadata.json") => MAX_FILE_SIZE,
+            None => MAX_UNSIZED_FILE,
+        }
     }
 
     /// Whether bytes with this hash and length are this file.

@@ -14,6 +14,10 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde::Deserialize;
 
+use kernelhub_manifest::lock::{LockedHf, LockedVariant};
+use kernelhub_manifest::project::RepoType;
+
+use crate::cache::PinnedFile;
 use crate::checksum::{Algorithm, Checksum};
 
 /// `digest` in `metadata.json`.
@@ -112,4 +116,47 @@ impl Digest {
             })
         }
     }
+}
+
+/// The pin of a locked variant's `metadata.json` (cached, as the Python
+/// `kernels` package expects, under `kernels--<owner>--<name>`).
+pub fn metadata_pin(locked: &LockedHf, variant: &LockedVariant) -> PinnedFile {
+    PinnedFile {
+        repo_type: RepoType::Kernel,
+        repo: locked.repo.clone(),
+        commit: locked.commit.clone(),
+        path: format!("build/{}/metadata.json", variant.name),
+        checksum: variant.metadata_sha256.into(),
+        size: None,
+    }
+}
+
+/// The pins of every file of a locked variant, from its verified
+/// `metadata.json` bytes: the digest's own list (the lock checked it
+/// against the Hub's file list when it was written).
+pub fn variant_files(
+    locked: &LockedHf,
+    variant: &str,
+    metadata: &[u8],
+) -> Result<Vec<PinnedFile>, FileSetError> {
+    let problem = |text: String| FileSetError {
+        variant: variant.to_string(),
+        problems: vec![text],
+    };
+    let digest = read_digest(metadata)
+        .map_err(|e| problem(format!("`metadata.json` is not valid: {e}")))?
+        .ok_or_else(|| problem("`metadata.json` has no digest".into()))?;
+    let listed: Vec<String> = digest.files.keys().cloned().collect();
+    Ok(digest
+        .pins(variant, &listed)?
+        .into_iter()
+        .map(|(path, checksum)| PinnedFile {
+            repo_type: RepoType::Kernel,
+            repo: locked.repo.clone(),
+            commit: locked.commit.clone(),
+            path: format!("build/{variant}/{path}"),
+            checksum,
+            size: None,
+        })
+        .collect())
 }

@@ -13,8 +13,8 @@
 
 use futures::future::join_all;
 use kernelhub_manifest::hash::Sha256Digest;
-use kernelhub_manifest::lock::{LockedKernel, Lockfile};
-use kernelhub_manifest::project::{Dependency, ProjectManifest, RepoType, Revision};
+use kernelhub_manifest::lock::{LockHead, LockedHf, LockedKernel, Lockfile};
+use kernelhub_manifest::project::{Dependency, Layout, ProjectManifest, RepoType, Revision};
 
 use crate::cache::{HubCache, MANIFEST, PinnedFile, parse_manifest};
 use crate::checksum::Algorithm;
@@ -33,23 +33,23 @@ pub enum Update {
 }
 
 /// Whether a lock entry still agrees with its dependency in `kernels.toml`:
-/// same repo and repo type, and a requirement its ref satisfies.
+/// same name, repo and repo type, and a requirement its ref satisfies.
 pub fn is_current(
     dependency: &Dependency,
     default_repo_type: RepoType,
-    entry: &LockedKernel,
+    entry: LockHead<'_>,
 ) -> bool {
     let repo_type = dependency
         .repo_type
         .as_ref()
         .map_or(default_repo_type, |r| *r.get_ref());
-    entry.name == *dependency.name.get_ref()
-        && entry.repo == *dependency.repo.get_ref()
+    entry.name == dependency.name.get_ref()
+        && entry.repo == dependency.repo.get_ref()
         && entry.repo_type == repo_type
         && dependency
             .revision
             .get_ref()
-            .is_satisfied_by(&entry.reference, &entry.commit)
+            .is_satisfied_by(entry.reference, entry.commit)
 }
 
 /// The names whose lock entries are missing, extra, or no longer current.
@@ -62,23 +62,23 @@ pub fn stale_entries(
         .dependencies
         .iter()
         .filter(|d| {
-            !lock
-                .kernels
-                .iter()
-                .any(|k| is_current(d, default_repo_type, k))
+            let mut entries: Box<dyn Iterator<Item = LockHead<'_>>> = match d.layout {
+                Layout::Kernelhub => Box::new(lock.kernels.iter().map(LockedKernel::head)),
+                Layout::Hf { .. } => Box::new(lock.hf.iter().map(LockedHf::head)),
+            };
+            !entries.any(|k| is_current(d, default_repo_type, k))
         })
         .map(|d| d.name.get_ref().clone())
         .collect();
     stale.extend(
-        lock.kernels
-            .iter()
+        lock.heads()
             .filter(|k| {
                 !project
                     .dependencies
                     .iter()
-                    .any(|d| *d.name.get_ref() == k.name)
+                    .any(|d| d.name.get_ref() == k.name)
             })
-            .map(|k| k.name.clone()),
+            .map(|k| k.name.to_string()),
     );
     stale
 }
@@ -99,7 +99,7 @@ fn keep<'a>(
         .kernels
         .iter()
         .find(|k| k.name == *dependency.name.get_ref())?;
-    (is_current(dependency, default_repo_type, entry) && !moving).then_some(entry)
+    (is_current(dependency, default_repo_type, entry.head()) && !moving).then_some(entry)
 }
 
 /// Resolves every dependency of `project`, keeping what `previous` allows.
@@ -118,7 +118,12 @@ pub async fn lock(
     {
         return Err(Error::NotLocked(unknown.clone()));
     }
-    let jobs = project.dependencies.iter().map(|dependency| async move {
+    // Hugging Face layout dependencies are locked by `kernelhub-hf`.
+    let native = project
+        .dependencies
+        .iter()
+        .filter(|d| d.layout == Layout::Kernelhub);
+    let jobs = native.map(|dependency| async move {
         let repo_type = dependency
             .repo_type
             .as_ref()

@@ -43,6 +43,57 @@ pub struct LockedHf {
     pub variants: Vec<LockedVariant>,
 }
 
+/// What every lock entry says about where it points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockHead<'a> {
+    /// The dependency's name.
+    pub name: &'a str,
+    /// `owner/name`.
+    pub repo: &'a str,
+    /// The Hub's repo type.
+    pub repo_type: RepoType,
+    /// The ref it went through.
+    pub reference: &'a str,
+    /// The commit.
+    pub commit: &'a str,
+}
+
+impl LockedKernel {
+    /// Where it points.
+    pub fn head(&self) -> LockHead<'_> {
+        LockHead {
+            name: &self.name,
+            repo: &self.repo,
+            repo_type: self.repo_type,
+            reference: &self.reference,
+            commit: &self.commit,
+        }
+    }
+}
+
+impl LockedHf {
+    /// Where it points.
+    pub fn head(&self) -> LockHead<'_> {
+        LockHead {
+            name: &self.name,
+            repo: &self.repo,
+            repo_type: self.repo_type,
+            reference: &self.reference,
+            commit: &self.commit,
+        }
+    }
+}
+
+impl Lockfile {
+    /// Every entry's head, `[[kernel]]` and `[[hf]]` alike.
+    pub fn heads(&self) -> impl Iterator<Item = LockHead<'_>> {
+        self.kernels
+            .iter()
+            .map(LockedKernel::head)
+            .chain(self.hf.iter().map(LockedHf::head))
+    }
+}
+
 /// One chosen variant of a [`LockedHf`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockedVariant {
