@@ -333,21 +333,9 @@ fn a_manifest_naming_a_path_outside_the_repo_is_refused_before_any_write() {
         "{error}"
     );
     assert_eq!(server.gets("../../../../escape.wgsl"), 0);
-    let escaped: Vec<_> = walk(dir.path())
+    let escaped: Vec<_> = kernelhub_tests::walk(dir.path())
         .into_iter()
         .filter(|p| p.ends_with("escape.wgsl"))
         .collect();
     assert!(escaped.is_empty(), "written outside the cache: {escaped:?}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() && !path.is_symlink() {
-            found.extend(walk(&path));
-        }
-        found.push(path);
-    }
-    found
 }

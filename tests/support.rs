@@ -218,3 +218,16 @@ pub fn tamper(bundle: &Path, member: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Every path below `dir`, not following links.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}

@@ -8,6 +8,27 @@ use std::process::{Command, Output};
 use kernelhub_tests::hf_layout::{self, ARCH_VARIANTS};
 use kernelhub_tests::olah::venv;
 
+/// Runs `script` with the venv's Python against `cache`, offline; returns stdout.
+fn offline_python(script: &str, cache: &Path) -> String {
+    let output = Command::new(venv().join("bin/python"))
+        .arg("-c")
+        .arg(script)
+        .env("HF_HUB_OFFLINE", "1")
+        .env("HF_HUB_CACHE", cache)
+        .env("HF_HUB_DISABLE_TELEMETRY", "1")
+        .env_remove("HF_ENDPOINT")
+        .env_remove("KERNELS_CACHE")
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "python: {}\n{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 struct Run {
     dir: tempfile::TempDir,
 }
@@ -207,7 +228,9 @@ fn a_tampered_file_is_refused_and_a_variant_without_digest_needs_consent() {
         "{stderr}"
     );
     let ops = run.cache().join("kernels--hf-test--tampered/snapshots");
-    let leaked = walk(&ops).into_iter().any(|p| p.ends_with("_ops.py"));
+    let leaked = kernelhub_tests::walk(&ops)
+        .into_iter()
+        .any(|p| p.ends_with("_ops.py"));
     assert!(!leaked, "the tampered file reached the cache");
 
     let refused = run.run(&[
@@ -265,18 +288,6 @@ fn a_redirect_is_followed_and_said() {
     assert_eq!(run.cached_variants("activation"), ["torch-cpu"]);
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() && !path.is_symlink() {
-            found.extend(walk(&path));
-        }
-        found.push(path);
-    }
-    found
-}
-
 #[test]
 fn the_python_kernels_package_finds_the_fetched_variants_offline() {
     let run = Run::new();
@@ -314,22 +325,7 @@ accepted, _ = _resolve_variant_for_system(get_variants_local(snap / "build"), se
     cpu="x86_64", os="linux", torch_version=V("2.10"), torch_cxx11_abi=True, tvm_ffi_version=None)
 print(accepted[0].variant_str)
 "#;
-    let output = Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(script)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", run.cache())
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env_remove("HF_ENDPOINT")
-        .env_remove("KERNELS_CACHE")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python: {}\n{stdout}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = offline_python(script, &run.cache());
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines[0].ends_with("/build/torch-cpu"), "{stdout}");
     assert_eq!(
@@ -438,21 +434,6 @@ fn locked_hf_kernels_travel_in_a_bundle_and_load_offline_in_python() {
 from kernels import install_kernel
 print(install_kernel("hf-test/activation", version=1, local_files_only=True))
 "#;
-    let output = Command::new(venv().join("bin/python"))
-        .arg("-c")
-        .arg(script)
-        .env("HF_HUB_OFFLINE", "1")
-        .env("HF_HUB_CACHE", gapped.cache())
-        .env("HF_HUB_DISABLE_TELEMETRY", "1")
-        .env_remove("HF_ENDPOINT")
-        .env_remove("KERNELS_CACHE")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = offline_python(script, &gapped.cache());
     assert!(stdout.trim().ends_with("/build/torch-cpu"), "{stdout}");
 }

@@ -211,10 +211,9 @@ impl HubClient {
                 }
                 // Kernel repo info has no file list: read the root folder.
                 RepoType::Kernel => {
-                    let handle = self.hub.repository(RepoTypeKernel, owner, repo_name);
-                    let stream = handle.list_tree().revision(revision).send().map_err(classify)?;
-                    let entries: Vec<hf_hub::repository::RepoTreeEntry> =
-                        stream.collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>().map_err(classify)?;
+                    let entries = list_tree(&self.hub.repository(RepoTypeKernel, owner, repo_name), revision, None)
+                        .await
+                        .map_err(classify)?;
                     Ok(entries
                         .iter()
                         .any(|e| matches!(e, hf_hub::repository::RepoTreeEntry::File { path, .. } if path == name)))
@@ -236,40 +235,25 @@ impl HubClient {
         let what = format!("the files below `{path}` of `{repo}` at `{revision}`");
         self.retrying(&what, || async {
             let classify = |e| self.classify(e, repo_type, repo, revision, path);
-            let entries: Vec<hf_hub::repository::RepoTreeEntry> = match repo_type {
+            let entries = match repo_type {
                 RepoType::Kernel => {
-                    let handle = self.hub.repository(RepoTypeKernel, owner, name);
-                    let stream = handle
-                        .list_tree()
-                        .revision(revision)
-                        .path_in_repo(path)
-                        .recursive(true)
-                        .send()
-                        .map_err(classify)?;
-                    stream
-                        .collect::<Vec<_>>()
-                        .await
-                        .into_iter()
-                        .collect::<Result<_, _>>()
-                        .map_err(classify)?
+                    list_tree(
+                        &self.hub.repository(RepoTypeKernel, owner, name),
+                        revision,
+                        Some(path),
+                    )
+                    .await
                 }
                 RepoType::Model => {
-                    let handle = self.hub.repository(RepoTypeModel, owner, name);
-                    let stream = handle
-                        .list_tree()
-                        .revision(revision)
-                        .path_in_repo(path)
-                        .recursive(true)
-                        .send()
-                        .map_err(classify)?;
-                    stream
-                        .collect::<Vec<_>>()
-                        .await
-                        .into_iter()
-                        .collect::<Result<_, _>>()
-                        .map_err(classify)?
+                    list_tree(
+                        &self.hub.repository(RepoTypeModel, owner, name),
+                        revision,
+                        Some(path),
+                    )
+                    .await
                 }
-            };
+            }
+            .map_err(classify)?;
             Ok(entries
                 .into_iter()
                 .filter_map(|entry| match entry {
@@ -551,6 +535,21 @@ impl HubClient {
             }),
         }
     }
+}
+
+/// Every entry of a repo's tree below `path` (recursively), or of its root.
+async fn list_tree<T: hf_hub::RepoType>(
+    handle: &hf_hub::HFRepository<T>,
+    revision: &str,
+    path: Option<&str>,
+) -> Result<Vec<hf_hub::repository::RepoTreeEntry>, HFError> {
+    let stream = handle
+        .list_tree()
+        .revision(revision)
+        .maybe_path_in_repo(path.map(str::to_string))
+        .recursive(path.is_some())
+        .send()?;
+    stream.collect::<Vec<_>>().await.into_iter().collect()
 }
 
 /// Transport failures (connect, timeout, a body cut short) are worth
