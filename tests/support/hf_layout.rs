@@ -5,7 +5,9 @@
 //! - `hf-test/activation`: branches `v1` and `v2` (and `main` = `v2`), each
 //!   with variants for torch 2.9 and 2.10 × CUDA 12.8 / ROCm 6.4 / CPU, plus
 //!   the noarch `torch-cpu`; every variant has a digest.
-//! - `hf-test/tampered`: `v1`, one file changed after its digest was taken.
+//! - `hf-test/tampered`: `v1`; in `torch210-cxx11-cu128-x86_64-linux` one
+//!   file changed after its digest was taken; `torch-cuda` has a file its
+//!   digest does not list and lacks one it does.
 //! - `hf-test/nodigest`: `v1`, a `torch-cpu` variant without a digest.
 //! - `hf-test/old-activation`: only a `kernel-status.toml` redirecting to
 //!   `hf-test/activation` at `v1`.
@@ -135,6 +137,14 @@ pub fn build(mirrors: &Path) {
     write_variant(&tampered, "torch-cpu", 1, true);
     let victim = tampered.join("build/torch210-cxx11-cu128-x86_64-linux/_ops.py");
     std::fs::write(&victim, b"ops = 'changed after signing'\n").expect("tamper");
+    // A file the digest does not list, and a listed file that is gone.
+    write_variant(&tampered, "torch-cuda", 1, true);
+    std::fs::write(
+        tampered.join("build/torch-cuda/extra.py"),
+        b"print('not listed')\n",
+    )
+    .expect("extra");
+    std::fs::remove_file(tampered.join("build/torch-cuda/_ops.py")).expect("remove");
     commit_all(&tampered, "v1");
     git(&tampered, &["branch", "v1"]);
 

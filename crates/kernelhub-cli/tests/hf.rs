@@ -233,6 +233,24 @@ fn a_tampered_file_is_refused_and_a_variant_without_digest_needs_consent() {
         .any(|p| p.ends_with("_ops.py"));
     assert!(!leaked, "the tampered file reached the cache");
 
+    let listing = run.run(&[
+        "hf",
+        "fetch",
+        "hf-test/tampered@v1",
+        "--variant",
+        "torch-cuda",
+    ]);
+    let stderr = String::from_utf8_lossy(&listing.stderr);
+    assert_eq!(listing.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`extra.py` is present but not listed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`_ops.py` is listed but missing"),
+        "{stderr}"
+    );
+
     let refused = run.run(&[
         "hf",
         "fetch",

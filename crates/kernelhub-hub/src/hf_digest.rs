@@ -160,3 +160,29 @@ pub fn variant_files(
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha512_digests_pin_files_too() {
+        let expected = Checksum::of(Algorithm::Sha512, b"hello world");
+        let encoded = base64::engine::general_purpose::STANDARD.encode(expected.bytes());
+        let metadata = format!(
+            "{{\"digest\": {{\"algorithm\": \"sha512\", \"files\": {{\"a.so\": \"{encoded}\"}}}}}}"
+        );
+        let digest = read_digest(metadata.as_bytes()).unwrap().unwrap();
+        let pins = digest.pins("v", &["a.so".to_string()]).unwrap();
+        assert_eq!(pins[0].1, expected);
+        assert!(pins[0].1.to_string().starts_with("sha512:309ecc48"));
+        let unpadded = metadata.replace('=', "");
+        let error = read_digest(unpadded.as_bytes())
+            .unwrap()
+            .unwrap()
+            .pins("v", &["a.so".to_string()])
+            .unwrap_err();
+        assert!(error.to_string().contains("padded base64"), "{error}");
+        assert!(read_digest(b"{\"name\": \"x\"}").unwrap().is_none());
+    }
+}
