@@ -55,15 +55,20 @@ pub fn select_variants(
                 }
             }
             None => {
-                notes.push((
-                    "Warning",
-                    format!("no variant of `{repo}` loads on `{text}`"),
-                ));
-                for other in &verdicts {
-                    if let Err(reason) = &other.fit {
-                        notes.push(("Skipped", format!("{}: {reason}", other.name)));
-                    }
-                }
+                let reasons: Vec<String> = verdicts
+                    .iter()
+                    .filter_map(|v| {
+                        v.fit
+                            .as_ref()
+                            .err()
+                            .map(|reason| format!("{}: {reason}", v.name))
+                    })
+                    .collect();
+                return Err(HfError::NoVariantFits {
+                    repo: repo.to_string(),
+                    target: text.clone(),
+                    reasons: reasons.join("\n  "),
+                });
             }
         }
     }
@@ -83,10 +88,10 @@ pub async fn lock_dependency(
     moving: bool,
 ) -> Result<(LockedHf, Vec<Note>), HfError> {
     let Layout::Hf { targets, variants } = &dependency.layout else {
-        return Err(HfError::BadStatus {
-            repo: dependency.repo.get_ref().clone(),
-            reason: "not a `layout = \"hf\"` dependency".into(),
-        });
+        return Err(HfError::BadTarget(format!(
+            "`{}` is not a `layout = \"hf\"` dependency",
+            dependency.name.get_ref()
+        )));
     };
     let repo_type = dependency
         .repo_type
@@ -98,9 +103,11 @@ pub async fn lock_dependency(
             t.get_ref()
                 .parse()
                 .map(|s| (t.get_ref().clone(), s))
-                .map_err(|e: crate::variant::TargetError| HfError::BadStatus {
-                    repo: dependency.repo.get_ref().clone(),
-                    reason: format!("in `kernels.toml`: {e}"),
+                .map_err(|e: crate::variant::TargetError| {
+                    HfError::BadTarget(format!(
+                        "`{}` in `kernels.toml`: {e}",
+                        dependency.name.get_ref()
+                    ))
                 })
         })
         .collect::<Result<_, _>>()?;
@@ -156,6 +163,21 @@ pub async fn lock_dependency(
         // Not written to the cache: a variant folder holding only its
         // metadata would look installed to the Python loader.
         let metadata_sha256 = Sha256Digest::of(&bytes);
+        // At a kept commit, a variant's metadata cannot change: if it
+        // does, the Hub (or a mirror) is serving other bytes than before.
+        if let Some(old) = kept.and_then(|p| p.variants.iter().find(|v| v.name == name))
+            && old.metadata_sha256 != metadata_sha256
+        {
+            return Err(HfError::Hub(Error::Mismatch {
+                repo: resolved.repo.clone(),
+                file: format!("build/{name}/metadata.json"),
+                commit: resolved.commit.clone(),
+                problem: Box::new(kernelhub_hub::FileProblem::Hash {
+                    expected: old.metadata_sha256.into(),
+                    actual: metadata_sha256.into(),
+                }),
+            }));
+        }
         locked_variants.push(LockedVariant {
             name,
             metadata_sha256,
@@ -197,7 +219,7 @@ pub async fn fetch_locked(
         // the lock; linked only after the variant's files are in.
         let (bytes, metadata_outcome) = match cache.read_verified(&metadata_file) {
             Ok(bytes) => (bytes, Outcome::Cached),
-            Err(Error::NotCached { .. }) if client.is_some() => {
+            Err(Error::NotCached { .. } | Error::Mismatch { .. }) if client.is_some() => {
                 let resolved = Resolved {
                     repo: locked.repo.clone(),
                     reference: locked.reference.clone(),

@@ -125,6 +125,19 @@ pub enum HfError {
         /// The variant.
         variant: String,
     },
+    /// No variant loads on a target.
+    #[error("no variant of `{repo}` loads on `{target}`:\n  {reasons}")]
+    NoVariantFits {
+        /// The repo.
+        repo: String,
+        /// The target as written.
+        target: String,
+        /// One line per variant.
+        reasons: String,
+    },
+    /// A target or dependency that cannot be used.
+    #[error("{0}")]
+    BadTarget(String),
     /// `kernel-status.toml` that cannot be followed.
     #[error("`kernel-status.toml` of `{repo}` is not usable: {reason}")]
     BadStatus {
@@ -308,6 +321,16 @@ pub async fn resolve(
     }
 }
 
+/// Whether a folder name under `build/` is one kernelhub will handle: a
+/// single plain component (letters, digits, `-`, `_`, `.`, not dot-led).
+pub fn is_variant_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// The variant folders under `build/` at the resolved commit.
 pub async fn variants(
     client: &HubClient,
@@ -322,6 +345,10 @@ pub async fn variants(
         let Some((name, rest)) = path.strip_prefix("build/").and_then(|p| p.split_once('/')) else {
             continue;
         };
+        // The name becomes a folder in the cache: only plain names.
+        if !is_variant_name(name) {
+            continue;
+        }
         match variants.iter_mut().find(|v| v.name == name) {
             Some(variant) => variant.files.push((rest.to_string(), size)),
             None => variants.push(VariantFiles {

@@ -193,7 +193,7 @@ pub fn import(
                 .filter(|_| parsed.complete)
                 .ok_or_else(|| refuse(format!("its `{LOCK_ENTRY}` is not valid")))?;
             if let Some(expected) = expected
-                && expected.kernels != read.kernels
+                && (expected.kernels != read.kernels || expected.hf != read.hf)
             {
                 return Err(refuse(format!(
                     "its `{LOCK_ENTRY}` pins different kernels than the lock given with `--lock`"

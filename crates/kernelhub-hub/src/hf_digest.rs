@@ -90,6 +90,10 @@ impl Digest {
                     .map(|b| Checksum::Sha512(Box::new(b))),
                 (_, None) => None,
             };
+            if !is_digested(path) {
+                problems.push(format!("`{path}` is listed, but digests never cover it"));
+                continue;
+            }
             match checksum {
                 None => problems.push(format!(
                     "`{path}`: `{encoded}` is not a {} digest in padded base64",

@@ -257,10 +257,21 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<S
             )
             .and_then(|n| reader::array(ctx, n, "variants"))
             .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| read_variant(ctx, item))
-                    .collect::<Vec<_>>()
+                let mut variants: Vec<LockedVariant> = Vec::new();
+                for item in items.iter() {
+                    if let Some(variant) = read_variant(ctx, item) {
+                        if variants.iter().any(|v| v.name == variant.name) {
+                            ctx.error(
+                                "duplicate-name",
+                                item.span(),
+                                format!("variant `{}` is locked twice", variant.name),
+                            )
+                            .hint("run `kernelhub lock` to rewrite the lock");
+                        }
+                        variants.push(variant);
+                    }
+                }
+                variants
             })
     } else {
         None

@@ -362,7 +362,10 @@ fn read_layout(
             Some(Layout::Kernelhub)
         }
         Some("hf") => {
-            if targets.is_none() && variants.is_none() {
+            let empty = |list: &Option<(std::ops::Range<usize>, Vec<Spanned<String>>)>| {
+                list.as_ref().is_none_or(|(_, items)| items.is_empty())
+            };
+            if empty(&targets) && empty(&variants) {
                 ctx.error(
                     "missing-field",
                     layout.as_ref().map_or(0..0, Spanned::span),
