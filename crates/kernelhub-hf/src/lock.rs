@@ -5,7 +5,7 @@
 //! and the metadata's digest pins every file.
 
 use kernelhub_hub::cache::FileState;
-use kernelhub_hub::fetch::{Observer, Outcome, ensure_from};
+use kernelhub_hub::fetch::{Observer, Outcome, ensure_blob};
 use kernelhub_hub::{Error, HubCache, HubClient, PinnedFile, hf_digest};
 use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::lock::{LockedHf, LockedVariant};
@@ -239,13 +239,18 @@ pub async fn fetch_locked(
         };
         let mut files = Vec::new();
         for file in file_pins(locked, &variant.name, &bytes)? {
-            let outcome = ensure_from(client, cache, &file, locked.repo_type, observer).await?;
+            let outcome = ensure_blob(client, cache, &file, locked.repo_type, observer).await?;
             files.push((file, outcome));
         }
         if metadata_outcome == Outcome::Downloaded {
-            cache.install_verified(&metadata_file, &bytes)?;
+            cache.store_verified(&metadata_file, &bytes)?;
         }
         files.push((metadata_file, metadata_outcome));
+        // The whole variant folder appears at once.
+        let pins: Vec<PinnedFile> = files.iter().map(|(f, _)| f.clone()).collect();
+        cache
+            .link_folder(&format!("build/{}", variant.name), &pins)
+            .map_err(Error::from)?;
         fetched.push(FetchedVariant {
             name: variant.name.clone(),
             metadata_sha256: variant.metadata_sha256,

@@ -11,7 +11,7 @@
 //! the caller allows unverified files.
 
 use kernelhub_hub::cache::FileState;
-use kernelhub_hub::fetch::{Observer, Outcome, ensure_from};
+use kernelhub_hub::fetch::{Observer, Outcome, ensure_blob};
 use kernelhub_hub::{
     Algorithm, Checksum, Error, HubCache, HubClient, PinnedFile, client::RemoteFile,
 };
@@ -382,8 +382,8 @@ pub async fn metadata(
 
 /// Fetches one variant into `cache`: every file verified against the
 /// digest in `metadata.json` (or, with `allow_unverified` and no digest,
-/// trusted on first download), then `metadata.json` itself. On failure the
-/// variant's snapshot folder is removed.
+/// trusted on first download) into its blob, then the variant folder is
+/// linked in one step. On failure nothing new is visible.
 pub async fn fetch_variant(
     client: &HubClient,
     cache: &HubCache,
@@ -418,73 +418,64 @@ pub async fn fetch_variant(
             .map(|(_, s)| *s)
     };
     let verified = metadata.digest.is_some();
-    let fetched: Result<(), HfError> = async {
-        match &metadata.digest {
-            Some(digest) => {
-                for (path, checksum) in digest
-                    .pins(&variant.name, &present)
-                    .map_err(MetadataError::from)?
-                {
-                    let file = pin(
-                        format!("build/{}/{path}", variant.name),
-                        checksum,
-                        size_of(&path),
-                    );
-                    let outcome =
-                        ensure_from(Some(client), cache, &file, repo_type, observer).await?;
-                    files.push((file, outcome));
-                }
-            }
-            None if allow_unverified => {
-                for (path, size) in variant
-                    .files
-                    .iter()
-                    .filter(|(p, _)| kernelhub_hub::hf_digest::is_digested(p))
-                {
-                    let full = format!("build/{}/{path}", variant.name);
-                    let mut bytes = Vec::new();
-                    let remote = RemoteFile {
-                        repo_type,
-                        repo: &resolved.repo,
-                        revision: &resolved.commit,
-                        path: &full,
-                    };
-                    let (checksum, length) = client
-                        .download(&remote, Algorithm::Sha256, *size, &mut bytes)
-                        .await?;
-                    let file = pin(full, checksum, Some(length));
-                    cache.install_verified(&file, &bytes)?;
-                    files.push((file, Outcome::Downloaded));
-                }
-            }
-            None => {
-                return Err(HfError::Unverifiable {
-                    repo: resolved.repo.clone(),
-                    variant: variant.name.clone(),
-                });
+    // Blobs first, each verified; nothing is linked until all are in.
+    match &metadata.digest {
+        Some(digest) => {
+            for (path, checksum) in digest
+                .pins(&variant.name, &present)
+                .map_err(MetadataError::from)?
+            {
+                let file = pin(
+                    format!("build/{}/{path}", variant.name),
+                    checksum,
+                    size_of(&path),
+                );
+                let outcome = ensure_blob(Some(client), cache, &file, repo_type, observer).await?;
+                files.push((file, outcome));
             }
         }
-        // Last, so the Python loader never sees a variant folder with a
-        // metadata.json whose files are not all in place.
-        let outcome = if cache.state(&metadata_file).map_err(Error::from)? == FileState::Verified {
-            Outcome::Cached
-        } else {
-            cache.install_verified(&metadata_file, &bytes)?;
-            Outcome::Downloaded
-        };
-        files.push((metadata_file.clone(), outcome));
-        Ok(())
-    }
-    .await;
-    if let Err(error) = fetched {
-        // Take the half-linked variant out of the snapshot; its verified
-        // blobs stay for the next try.
-        let folder = cache.snapshot_path(&metadata_file);
-        if let Some(dir) = folder.parent() {
-            let _ = std::fs::remove_dir_all(dir);
+        None if allow_unverified => {
+            for (path, size) in variant
+                .files
+                .iter()
+                .filter(|(p, _)| kernelhub_hub::hf_digest::is_digested(p))
+            {
+                let full = format!("build/{}/{path}", variant.name);
+                let mut bytes = Vec::new();
+                let remote = RemoteFile {
+                    repo_type,
+                    repo: &resolved.repo,
+                    revision: &resolved.commit,
+                    path: &full,
+                };
+                let (checksum, length) = client
+                    .download(&remote, Algorithm::Sha256, *size, &mut bytes)
+                    .await?;
+                let file = pin(full, checksum, Some(length));
+                cache.store_verified(&file, &bytes)?;
+                files.push((file, Outcome::Downloaded));
+            }
         }
-        return Err(error);
+        None => {
+            return Err(HfError::Unverifiable {
+                repo: resolved.repo.clone(),
+                variant: variant.name.clone(),
+            });
+        }
     }
+    let outcome = if cache.state(&metadata_file).map_err(Error::from)? == FileState::Verified {
+        Outcome::Cached
+    } else {
+        Outcome::Downloaded
+    };
+    cache.store_verified(&metadata_file, &bytes)?;
+    files.push((metadata_file, outcome));
+    // The whole variant folder appears at once (the Python loader picks a
+    // variant by its folder alone).
+    let pins: Vec<PinnedFile> = files.iter().map(|(f, _)| f.clone()).collect();
+    cache
+        .link_folder(&format!("build/{}", variant.name), &pins)
+        .map_err(Error::from)?;
     cache
         .write_ref_in(
             RepoType::Kernel,

@@ -328,11 +328,33 @@ pub fn import(
             missing.name
         )));
     }
-    // Everything verified: install, each `metadata.json` after its files.
-    staged.sort_by_key(|(f, _)| f.path.ends_with("/metadata.json"));
+    // Everything verified: install. Hugging Face variants go in as blobs,
+    // then each variant folder is linked in one step.
+    let is_variant_file = |file: &PinnedFile| {
+        lock.hf.iter().any(|k| {
+            k.commit == file.commit
+                && k.repo == file.repo
+                && file.repo_type == RepoType::Kernel
+                && file.path.starts_with("build/")
+        })
+    };
     for (file, path) in staged {
         let _guard = cache.lock_blob(&file)?;
-        cache.install(&file, path)?;
+        if is_variant_file(&file) {
+            cache.store_blob(&file, path)?;
+        } else {
+            cache.install(&file, path)?;
+        }
+    }
+    for locked in &lock.hf {
+        for variant in &locked.variants {
+            let metadata_file = hf_digest::metadata_pin(locked, variant);
+            let mut files = hf_pins
+                .remove(&entry_name(&metadata_file))
+                .unwrap_or_default();
+            files.push(metadata_file);
+            cache.link_folder(&format!("build/{}", variant.name), &files)?;
+        }
     }
     // Refs are what other tools follow by name; write them only when the
     // bundle's lock was checked against one the operator trusts.

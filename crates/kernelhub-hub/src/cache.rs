@@ -336,6 +336,18 @@ impl HubCache {
     /// `written` must be on the cache's file system and already synced.
     /// Call with the blob lock held.
     pub(crate) fn install(&self, file: &PinnedFile, written: tempfile::TempPath) -> io::Result<()> {
+        self.store_blob(file, written)?;
+        self.link_snapshot(file)
+    }
+
+    /// Moves a verified temporary file into place as `file`'s blob, without
+    /// linking it into a snapshot (see [`HubCache::link_folder`]).
+    pub(crate) fn store_blob(
+        &self,
+        file: &PinnedFile,
+        written: tempfile::TempPath,
+    ) -> io::Result<()> {
+        file.ensure_safe()?;
         std::fs::set_permissions(
             &written,
             std::os::unix::fs::PermissionsExt::from_mode(0o644),
@@ -345,7 +357,70 @@ impl HubCache {
         written
             .persist(dir.join(file.checksum.to_string()))
             .map_err(|e| e.error)?;
-        self.link_snapshot(file)
+        Ok(())
+    }
+
+    /// Links `files` (blobs already stored and verified, all of one repo and
+    /// commit, all below `folder`, e.g. `build/<variant>`) as that folder of
+    /// the snapshot in one step: the links are made in a hidden sibling
+    /// folder at the same depth, which then replaces `folder` by rename. A
+    /// reader listing the parent sees the old folder, or the complete new
+    /// one, never a partial one.
+    pub fn link_folder(&self, folder: &str, files: &[PinnedFile]) -> io::Result<()> {
+        let Some(first) = files.first() else {
+            return Ok(());
+        };
+        let prefix = format!("{folder}/");
+        for file in files {
+            file.ensure_safe()?;
+            if !file.path.starts_with(&prefix)
+                || file.repo != first.repo
+                || file.commit != first.commit
+            {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`{}` is not below `{folder}` of one snapshot", file.path),
+                ));
+            }
+        }
+        let root = self
+            .root
+            .join(Self::repo_folder(first.repo_type, &first.repo))
+            .join("snapshots")
+            .join(&first.commit);
+        let target = root.join(folder);
+        let parent = target
+            .parent()
+            .expect("a folder below the snapshot")
+            .to_path_buf();
+        fs::create_dir_all(&parent)?;
+        let staging = tempfile::Builder::new()
+            .prefix(".staging-")
+            .tempdir_in(&parent)?;
+        for file in files {
+            let link = staging.path().join(&file.path[prefix.len()..]);
+            fs::create_dir_all(link.parent().expect("links have a parent"))?;
+            // The same depth as the final place, so the relative target holds.
+            let depth = 2 + file.path.split('/').count() - 1;
+            let blob = PathBuf::from("../".repeat(depth))
+                .join("blobs")
+                .join(file.checksum.to_string());
+            std::os::unix::fs::symlink(&blob, &link)?;
+        }
+        let staged = staging.keep();
+        if target.exists() {
+            let old = tempfile::Builder::new()
+                .prefix(".old-")
+                .tempdir_in(&parent)?
+                .keep();
+            fs::remove_dir(&old)?;
+            fs::rename(&target, &old)?;
+            fs::rename(&staged, &target)?;
+            fs::remove_dir_all(&old)?;
+        } else {
+            fs::rename(&staged, &target)?;
+        }
+        Ok(())
     }
 
     /// Points `snapshots/<commit>/<path>` at `file`'s blob, atomically.
@@ -453,6 +528,21 @@ impl HubCache {
         temporary.write_all(commit.as_bytes())?;
         readable(temporary.as_file())?;
         temporary.persist(&path).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Writes `bytes` as `file`'s blob (not linked), after checking them
+    /// against its pin.
+    pub fn store_verified(&self, file: &PinnedFile, bytes: &[u8]) -> Result<(), Error> {
+        let _lock = self.lock_blob(file)?;
+        let mut written = self.blob_writer(file)?;
+        let (digest, length) =
+            hash_limited(bytes, file.checksum.algorithm(), file.limit(), |chunk| {
+                written.write_all(chunk)
+            })?;
+        file.check(digest, length).map_err(|p| file.mismatch(p))?;
+        written.as_file().sync_all()?;
+        self.store_blob(file, written.into_temp_path())?;
         Ok(())
     }
 
@@ -621,6 +711,45 @@ mod tests {
             0,
             "no temporary file left"
         );
+    }
+
+    #[test]
+    fn a_folder_is_linked_whole_and_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = HubCache::new(dir.path());
+        let store = |path: &str, bytes: &[u8]| {
+            let file = pinned(bytes, path);
+            cache.store_verified(&file, bytes).unwrap();
+            file
+        };
+        let old = [
+            store("build/v/a.py", b"a1"),
+            store("build/v/sub/b.so", b"b1"),
+        ];
+        cache.link_folder("build/v", &old).unwrap();
+        assert_eq!(cache.read_verified(&old[1]).unwrap(), b"b1");
+        let new = [store("build/v/a.py", b"a2")];
+        cache.link_folder("build/v", &new).unwrap();
+        assert_eq!(cache.read_verified(&new[0]).unwrap(), b"a2");
+        assert_eq!(
+            cache.state(&old[1]).unwrap(),
+            FileState::Missing,
+            "the old folder is gone whole"
+        );
+        let build = cache
+            .snapshot_path(&new[0])
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let names: Vec<_> = std::fs::read_dir(build)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["v"], "no staging folder is left");
+        let elsewhere = pinned(b"x", "other/x");
+        assert!(cache.link_folder("build/v", &[elsewhere]).is_err());
     }
 
     #[test]

@@ -215,7 +215,36 @@ pub async fn ensure_from(
     source: kernelhub_manifest::project::RepoType,
     observer: &dyn Observer,
 ) -> Result<Outcome, Error> {
-    let state = blocking(cache, file, |cache, file| cache.state(file)).await?;
+    ensure_inner(client, cache, file, source, observer, true).await
+}
+
+/// [`ensure_from`] for the blob only: verified in the cache but not linked
+/// into the snapshot; [`HubCache::link_folder`] links a whole folder later.
+pub async fn ensure_blob(
+    client: Option<&HubClient>,
+    cache: &HubCache,
+    file: &PinnedFile,
+    source: kernelhub_manifest::project::RepoType,
+    observer: &dyn Observer,
+) -> Result<Outcome, Error> {
+    ensure_inner(client, cache, file, source, observer, false).await
+}
+
+async fn ensure_inner(
+    client: Option<&HubClient>,
+    cache: &HubCache,
+    file: &PinnedFile,
+    source: kernelhub_manifest::project::RepoType,
+    observer: &dyn Observer,
+    link: bool,
+) -> Result<Outcome, Error> {
+    let state = if link {
+        blocking(cache, file, |cache, file| cache.state(file)).await?
+    } else if blocking(cache, file, |cache, file| cache.blob_verified(file)).await? {
+        FileState::Verified
+    } else {
+        FileState::Missing
+    };
     if state == FileState::Verified {
         observer.finished(file, Outcome::Cached);
         return Ok(Outcome::Cached);
@@ -234,7 +263,9 @@ pub async fn ensure_from(
     let lock = blocking(cache, file, |cache, file| cache.lock_blob(file)).await?;
     if blocking(cache, file, |cache, file| cache.blob_verified(file)).await? {
         // Another process wrote it while this one waited for the lock.
-        blocking(cache, file, |cache, file| cache.link_snapshot(file)).await?;
+        if link {
+            blocking(cache, file, |cache, file| cache.link_snapshot(file)).await?;
+        }
         drop(lock);
         observer.finished(file, Outcome::Cached);
         return Ok(Outcome::Cached);
@@ -263,7 +294,11 @@ pub async fn ensure_from(
     let written = written.into_temp_path();
     blocking(cache, file, move |cache, file| {
         std::fs::File::open(&written)?.sync_all()?;
-        cache.install(file, written)
+        if link {
+            cache.install(file, written)
+        } else {
+            cache.store_blob(file, written)
+        }
     })
     .await?;
     drop(lock);
