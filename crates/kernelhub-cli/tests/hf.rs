@@ -455,3 +455,29 @@ print(install_kernel("hf-test/activation", version=1, local_files_only=True))
     let stdout = offline_python(script, &gapped.cache());
     assert!(stdout.trim().ends_with("/build/torch-cpu"), "{stdout}");
 }
+
+#[test]
+fn a_redirected_dependency_is_locked_under_both_names_and_stays_locked() {
+    let run = Run::new();
+    std::fs::write(
+        run.dir.path().join("kernels.toml"),
+        "schema = 1\n[dependencies]\n\
+         old = { repo = \"hf-test/old-activation\", branch = \"main\", layout = \"hf\", variants = [\"torch-cpu\"] }\n",
+    )
+    .unwrap();
+    let (_, stderr) = run.ok(&["lock"]);
+    assert!(
+        stderr.contains("Redirected hf-test/old-activation → hf-test/activation@v1"),
+        "{stderr}"
+    );
+    let lock = std::fs::read_to_string(run.dir.path().join("kernels.lock")).unwrap();
+    assert!(
+        lock.contains("repo = \"hf-test/old-activation\"\nrepo_type = \"model\"\nredirected_to = \"hf-test/activation\"\nref = \"v1\""),
+        "{lock}"
+    );
+    let (_, again) = run.ok(&["lock"]);
+    assert!(again.contains("Unchanged"), "{again}");
+    let (_, fetched) = run.ok(&["fetch"]);
+    assert!(!fetched.contains("does not match"), "{fetched}");
+    assert_eq!(run.cached_variants("activation"), ["torch-cpu"]);
+}

@@ -116,7 +116,7 @@ pub async fn lock_dependency(
     });
     let resolved = match kept {
         Some(p) => Resolved {
-            repo: p.repo.clone(),
+            repo: p.source().to_string(),
             reference: p.reference.clone(),
             commit: p.commit.clone(),
             redirects: Vec::new(),
@@ -185,7 +185,8 @@ pub async fn lock_dependency(
     }
     let locked = LockedHf {
         name: dependency.name.get_ref().clone(),
-        repo: resolved.repo,
+        redirected_to: (resolved.repo != *dependency.repo.get_ref()).then(|| resolved.repo.clone()),
+        repo: dependency.repo.get_ref().clone(),
         repo_type,
         reference: resolved.reference,
         commit: resolved.commit,
@@ -221,7 +222,7 @@ pub async fn fetch_locked(
             Ok(bytes) => (bytes, Outcome::Cached),
             Err(Error::NotCached { .. } | Error::Mismatch { .. }) if client.is_some() => {
                 let resolved = Resolved {
-                    repo: locked.repo.clone(),
+                    repo: locked.source().to_string(),
                     reference: locked.reference.clone(),
                     commit: locked.commit.clone(),
                     redirects: Vec::new(),
@@ -261,7 +262,7 @@ pub async fn fetch_locked(
     cache
         .write_ref_in(
             RepoType::Kernel,
-            &locked.repo,
+            locked.source(),
             &locked.reference,
             &locked.commit,
         )

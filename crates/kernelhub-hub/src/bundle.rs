@@ -234,7 +234,7 @@ pub fn import(
             } else {
                 let metadata_name = format!(
                     "{}/{}/build/{}/metadata.json",
-                    HubCache::repo_folder(RepoType::Kernel, &locked.repo),
+                    HubCache::repo_folder(RepoType::Kernel, locked.source()),
                     locked.commit,
                     variant.name
                 );
@@ -333,7 +333,7 @@ pub fn import(
     let is_variant_file = |file: &PinnedFile| {
         lock.hf.iter().any(|k| {
             k.commit == file.commit
-                && k.repo == file.repo
+                && k.source() == file.repo
                 && file.repo_type == RepoType::Kernel
                 && file.path.starts_with("build/")
         })
@@ -365,7 +365,7 @@ pub fn import(
         for locked in &lock.hf {
             cache.write_ref_in(
                 RepoType::Kernel,
-                &locked.repo,
+                locked.source(),
                 &locked.reference,
                 &locked.commit,
             )?;
@@ -413,7 +413,7 @@ fn locate_hf<'a>(
         return None;
     }
     let locked = lock.hf.iter().find(|k| {
-        k.commit == commit && HubCache::repo_folder(RepoType::Kernel, &k.repo) == folder
+        k.commit == commit && HubCache::repo_folder(RepoType::Kernel, k.source()) == folder
     })?;
     let variant = locked.variants.iter().find(|v| v.name == variant)?;
     Some((locked, variant, rest))

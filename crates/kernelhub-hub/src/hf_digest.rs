@@ -127,7 +127,7 @@ impl Digest {
 pub fn metadata_pin(locked: &LockedHf, variant: &LockedVariant) -> PinnedFile {
     PinnedFile {
         repo_type: RepoType::Kernel,
-        repo: locked.repo.clone(),
+        repo: locked.source().to_string(),
         commit: locked.commit.clone(),
         path: format!("build/{}/metadata.json", variant.name),
         checksum: variant.metadata_sha256.into(),
@@ -156,7 +156,7 @@ pub fn variant_files(
         .into_iter()
         .map(|(path, checksum)| PinnedFile {
             repo_type: RepoType::Kernel,
-            repo: locked.repo.clone(),
+            repo: locked.source().to_string(),
             commit: locked.commit.clone(),
             path: format!("build/{variant}/{path}"),
             checksum,

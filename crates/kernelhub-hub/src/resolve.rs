@@ -46,10 +46,11 @@ pub fn is_current(
     entry.name == dependency.name.get_ref()
         && entry.repo == dependency.repo.get_ref()
         && entry.repo_type == repo_type
-        && dependency
-            .revision
-            .get_ref()
-            .is_satisfied_by(entry.reference, entry.commit)
+        && (entry.redirected
+            || dependency
+                .revision
+                .get_ref()
+                .is_satisfied_by(entry.reference, entry.commit))
 }
 
 /// The names whose lock entries are missing, extra, or no longer current.

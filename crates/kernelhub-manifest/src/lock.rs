@@ -31,8 +31,11 @@ pub struct Lockfile {
 pub struct LockedHf {
     /// The dependency's name in `kernels.toml`.
     pub name: String,
-    /// `owner/name` on the Hub.
+    /// `owner/name` as `kernels.toml` names it.
     pub repo: String,
+    /// Where its `kernel-status.toml` redirected to, if anywhere: the repo
+    /// the files come from (`redirected_to` in the lock).
+    pub redirected_to: Option<String>,
     /// The repo type the Hub serves it as.
     pub repo_type: RepoType,
     /// The branch, tag or commit it resolved through.
@@ -56,6 +59,9 @@ pub struct LockHead<'a> {
     pub reference: &'a str,
     /// The commit.
     pub commit: &'a str,
+    /// Whether a redirect chose the ref (so the requirement in
+    /// `kernels.toml`, written for the old repo, does not apply to it).
+    pub redirected: bool,
 }
 
 impl LockedKernel {
@@ -67,11 +73,17 @@ impl LockedKernel {
             repo_type: self.repo_type,
             reference: &self.reference,
             commit: &self.commit,
+            redirected: false,
         }
     }
 }
 
 impl LockedHf {
+    /// The repo the files come from: the redirect's destination, or `repo`.
+    pub fn source(&self) -> &str {
+        self.redirected_to.as_deref().unwrap_or(&self.repo)
+    }
+
     /// Where it points.
     pub fn head(&self) -> LockHead<'_> {
         LockHead {
@@ -80,6 +92,7 @@ impl LockedHf {
             repo_type: self.repo_type,
             reference: &self.reference,
             commit: &self.commit,
+            redirected: self.redirected_to.is_some(),
         }
     }
 }
@@ -201,6 +214,9 @@ impl Lockfile {
         hf.sort_by(|a, b| a.name.cmp(&b.name));
         for k in hf {
             head(&mut out, "hf", &k.name, &k.repo, k.repo_type);
+            if let Some(destination) = &k.redirected_to {
+                let _ = writeln!(out, "redirected_to = {}", quote(destination));
+            }
             let _ = writeln!(
                 out,
                 "ref = {}\ncommit = {}\nvariants = [",
@@ -276,6 +292,21 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<S
     } else {
         None
     };
+    let redirected_to = (table == "hf")
+        .then(|| {
+            fields
+                .get("redirected_to")
+                .and_then(|n| reader::string(ctx, n, "redirected_to"))
+        })
+        .flatten();
+    if let Some(destination) = redirected_to.as_ref().filter(|r| !is_repo_id(r.get_ref())) {
+        ctx.error(
+            "invalid-repo",
+            destination.span(),
+            format!("`{}` is not a Hub repo id", destination.get_ref()),
+        )
+        .hint("run `kernelhub lock` to rewrite the lock");
+    }
     let repo_type = match fields.get("repo_type") {
         Some(node) => crate::project::read_repo_type(ctx, node)?.into_inner(),
         None => RepoType::Kernel,
@@ -292,6 +323,11 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<S
                 "manifest_sha256"
             } else {
                 "variants"
+            },
+            if table == "kernel" {
+                ""
+            } else {
+                "redirected_to"
             },
         ],
     );
@@ -352,6 +388,11 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<S
         Entry::Hf(LockedHf {
             name: name.get_ref().clone(),
             repo,
+            redirected_to: match redirected_to {
+                Some(r) if is_repo_id(r.get_ref()) => Some(r.into_inner()),
+                Some(_) => return None,
+                None => None,
+            },
             repo_type,
             reference,
             commit,
@@ -422,6 +463,7 @@ mod tests {
             hf: vec![LockedHf {
                 name: "layer-norm".into(),
                 repo: "kernels-community/layer-norm".into(),
+                redirected_to: Some("kernels-community/layernorm".into()),
                 repo_type: RepoType::Kernel,
                 reference: "v1".into(),
                 commit: "a".repeat(40),
