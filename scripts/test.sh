@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: clang/lld rebuild the PTX and hsaco to prove the committed
-# artifacts are reproducible; openssl is the hashing benchmark's baseline.
+# artifacts are reproducible; openssl is the hashing benchmark's baseline;
+# mesa-vulkan-drivers runs the WGSL kernels through wgpu without a GPU.
 sudo=""
 [[ $(id -u) -eq 0 ]] || sudo=sudo
 missing=()
@@ -15,6 +16,8 @@ command -v clang-15 >/dev/null || missing+=(clang-15)
 command -v ld.lld-15 >/dev/null || missing+=(lld-15)
 command -v openssl >/dev/null || missing+=(openssl)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# Mesa's lavapipe: the Vulkan driver on the CPU that runs the WGSL kernels.
+[[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]] || missing+=(mesa-vulkan-drivers)
 if ((${#missing[@]})); then
     echo "==> installing ${missing[*]}"
     $sudo apt-get update -qq
