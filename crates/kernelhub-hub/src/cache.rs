@@ -549,15 +549,8 @@ impl HubCache {
     /// Writes `bytes` as `file`'s blob and snapshot, after checking them
     /// against its pin.
     pub fn install_verified(&self, file: &PinnedFile, bytes: &[u8]) -> Result<(), Error> {
-        let _lock = self.lock_blob(file)?;
-        let mut written = self.blob_writer(file)?;
-        let (digest, length) =
-            hash_limited(bytes, file.checksum.algorithm(), file.limit(), |chunk| {
-                written.write_all(chunk)
-            })?;
-        file.check(digest, length).map_err(|p| file.mismatch(p))?;
-        written.as_file().sync_all()?;
-        self.install(file, written.into_temp_path())?;
+        self.store_verified(file, bytes)?;
+        self.link_snapshot(file)?;
         Ok(())
     }
 
