@@ -13,7 +13,7 @@ use std::io::Write;
 use std::process::{Child, Command, Stdio};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kernelhub_hub::cache::FileState;
+use kernelhub_hub::cache::{FileState, Size};
 use kernelhub_hub::verify::hash_all;
 use kernelhub_hub::{HubCache, PinnedFile};
 use kernelhub_manifest::hash::Sha256Digest;
@@ -41,7 +41,7 @@ fn verify(c: &mut Criterion) {
             commit: "b".repeat(40),
             path: format!("build/artifact_{i:02}.bin"),
             checksum: Sha256Digest::of(&bytes).into(),
-            size: Some(bytes.len() as u64),
+            size: Size::Exact(bytes.len() as u64),
         };
         let path = cache.snapshot_path(&file);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");

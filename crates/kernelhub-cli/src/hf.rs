@@ -286,7 +286,7 @@ fn fetch(args: FetchArgs) -> CliResult {
                 match outcome {
                     FileOutcome::Downloaded => {
                         downloaded += 1;
-                        bytes += file.size.unwrap_or(0);
+                        bytes += file.size.exact().unwrap_or(0);
                     }
                     FileOutcome::Cached => cached += 1,
                 }
@@ -296,7 +296,7 @@ fn fetch(args: FetchArgs) -> CliResult {
                 "variant": fetched.name, "verified": fetched.verified,
                 "metadata_sha256": fetched.metadata_sha256.to_string(),
                 "files": fetched.files.iter().map(|(f, o)| serde_json::json!({
-                    "path": f.path, "size": f.size,
+                    "path": f.path, "size": f.size.exact(),
                     "outcome": match o { FileOutcome::Cached => "cached", FileOutcome::Downloaded => "downloaded" },
                 })).collect::<Vec<_>>(),
             }));

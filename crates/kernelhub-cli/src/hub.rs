@@ -353,7 +353,7 @@ impl Observer for Bar {
     }
     fn finished(&self, file: &PinnedFile, outcome: FileOutcome) {
         if outcome == FileOutcome::Cached {
-            self.0.inc(file.size.unwrap_or(0));
+            self.0.inc(file.size.exact().unwrap_or(0));
         }
         self.0.set_message(file.path.clone());
     }
@@ -408,7 +408,9 @@ fn hf_count(hf: &[(String, Vec<FetchedVariant>)], wanted: FileOutcome) -> (usize
     hf.iter()
         .flat_map(|(_, variants)| variants.iter().flat_map(|v| &v.files))
         .filter(|(_, o)| *o == wanted)
-        .fold((0, 0), |(n, b), (f, _)| (n + 1, b + f.size.unwrap_or(0)))
+        .fold((0, 0), |(n, b), (f, _)| {
+            (n + 1, b + f.size.exact().unwrap_or(0))
+        })
 }
 
 fn describe_platforms(platforms: &Platforms) -> String {
@@ -489,7 +491,7 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
                     "files": k.files.iter().map(|(f, o)| serde_json::json!({
                         "path": f.path,
                         "checksum": f.checksum.to_string(),
-                        "size": f.size,
+                        "size": f.size.exact(),
                         "outcome": match o { FileOutcome::Cached => "cached", FileOutcome::Downloaded => "downloaded" },
                     })).collect::<Vec<_>>(),
                     "uncovered": k.uncovered.iter().map(|(p, op, dtype)| serde_json::json!({
@@ -543,21 +545,10 @@ fn verify_all(
     platforms: &Platforms,
     threads: usize,
 ) -> Result<verify::VerifyReport, Box<dyn std::error::Error>> {
-    use kernelhub_hub::cache::FileState;
     let mut report = verify::verify(cache, lock, platforms, threads)?;
-    let mut record = |file: PinnedFile, state: FileState| match state {
-        FileState::Verified => report.verified.push(file),
-        FileState::Missing => report.missing.push(file),
-        FileState::Corrupt(problem) => report.corrupt.push((file, problem)),
-    };
     for locked in &lock.hf {
-        let (files, broken) = kernelhub_hf::lock::pinned_files(cache, locked)?;
-        for (file, state) in broken {
-            record(file, state);
-        }
-        let states = verify::hash_all(cache, &files, threads);
-        for (file, state) in files.into_iter().zip(states) {
-            record(file, state?);
+        for (file, state) in kernelhub_hf::lock::verify_locked(cache, locked, threads)? {
+            report.record(file, state);
         }
     }
     Ok(report)
@@ -587,7 +578,11 @@ pub(crate) fn verify(args: VerifyArgs) -> CliResult {
         );
     }
     print_problems(&report);
-    let bytes: u64 = report.verified.iter().map(|f| f.size.unwrap_or(0)).sum();
+    let bytes: u64 = report
+        .verified
+        .iter()
+        .map(|f| f.size.exact().unwrap_or(0))
+        .sum();
     status(
         "Verified",
         format!(

@@ -270,25 +270,34 @@ pub async fn fetch_locked(
     Ok(fetched)
 }
 
-/// Files that verify can hash, and `metadata.json` files that are not.
-pub type PinnedSet = (Vec<PinnedFile>, Vec<(PinnedFile, FileState)>);
-
-/// Every file `locked` pins that can be named from the cache, and the
-/// `metadata.json` files that are missing or wrong (their variants' files
-/// cannot be named).
-pub fn pinned_files(cache: &HubCache, locked: &LockedHf) -> Result<PinnedSet, HfError> {
+/// What the cache holds for every file `locked` pins: each variant's
+/// `metadata.json` (read and verified once), then the files its digest pins,
+/// hashed on `threads` threads. A variant whose metadata is missing or wrong
+/// reports only that: its files cannot be named.
+pub fn verify_locked(
+    cache: &HubCache,
+    locked: &LockedHf,
+    threads: usize,
+) -> Result<Vec<(PinnedFile, FileState)>, HfError> {
+    let mut states = Vec::new();
     let mut files = Vec::new();
-    let mut broken = Vec::new();
     for variant in &locked.variants {
         let metadata_file = hf_digest::metadata_pin(locked, variant);
-        match cache.state(&metadata_file).map_err(Error::from)? {
-            FileState::Verified => {
-                let bytes = cache.read_verified(&metadata_file)?;
+        match cache.read_verified(&metadata_file) {
+            Ok(bytes) => {
                 files.extend(file_pins(locked, &variant.name, &bytes)?);
-                files.push(metadata_file);
+                states.push((metadata_file, FileState::Verified));
             }
-            state => broken.push((metadata_file, state)),
+            Err(Error::NotCached { .. }) => states.push((metadata_file, FileState::Missing)),
+            Err(Error::Mismatch { problem, .. }) => {
+                states.push((metadata_file, FileState::Corrupt(*problem)))
+            }
+            Err(other) => return Err(other.into()),
         }
     }
-    Ok((files, broken))
+    let hashed = kernelhub_hub::verify::hash_all(cache, &files, threads);
+    for (file, state) in files.into_iter().zip(hashed) {
+        states.push((file, state.map_err(Error::from)?));
+    }
+    Ok(states)
 }

@@ -10,7 +10,7 @@
 //! list must equal the digest's. Without a digest nothing is fetched unless
 //! the caller allows unverified files.
 
-use kernelhub_hub::cache::FileState;
+use kernelhub_hub::cache::{FileState, Size};
 use kernelhub_hub::fetch::{Observer, Outcome, ensure_blob};
 use kernelhub_hub::{
     Algorithm, Checksum, Error, HubCache, HubClient, PinnedFile, client::RemoteFile,
@@ -394,7 +394,7 @@ pub async fn fetch_variant(
     observer: &dyn Observer,
 ) -> Result<FetchedVariant, HfError> {
     let (bytes, metadata) = metadata(client, repo_type, resolved, &variant.name).await?;
-    let pin = |path: String, checksum: Checksum, size: Option<u64>| PinnedFile {
+    let pin = |path: String, checksum: Checksum, size: Size| PinnedFile {
         repo_type: RepoType::Kernel,
         repo: resolved.repo.clone(),
         commit: resolved.commit.clone(),
@@ -406,7 +406,7 @@ pub async fn fetch_variant(
     let metadata_file = pin(
         format!("build/{}/metadata.json", variant.name),
         metadata_sha256.into(),
-        Some(bytes.len() as u64),
+        Size::Exact(bytes.len() as u64),
     );
     let mut files = Vec::new();
     let present: Vec<String> = variant.files.iter().map(|(p, _)| p.clone()).collect();
@@ -428,7 +428,7 @@ pub async fn fetch_variant(
                 let file = pin(
                     format!("build/{}/{path}", variant.name),
                     checksum,
-                    size_of(&path),
+                    size_of(&path).map_or(Size::Unsized, Size::Exact),
                 );
                 let outcome = ensure_blob(Some(client), cache, &file, repo_type, observer).await?;
                 files.push((file, outcome));
@@ -451,7 +451,7 @@ pub async fn fetch_variant(
                 let (checksum, length) = client
                     .download(&remote, Algorithm::Sha256, *size, &mut bytes)
                     .await?;
-                let file = pin(full, checksum, Some(length));
+                let file = pin(full, checksum, Size::Exact(length));
                 cache.store_verified(&file, &bytes)?;
                 files.push((file, Outcome::Downloaded));
             }

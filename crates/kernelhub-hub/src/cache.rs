@@ -44,6 +44,37 @@ pub const MAX_UNSIZED_FILE: u64 = 16 << 30;
 /// The name of the manifest at a kernel repo's root.
 pub const MANIFEST: &str = "kernel.toml";
 
+/// What a pin says about a file's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Size {
+    /// Exactly this many bytes.
+    Exact(u64),
+    /// A manifest (`kernel.toml`, `metadata.json`) whose size is not
+    /// pinned: at most [`MAX_FILE_SIZE`].
+    Manifest,
+    /// A file pinned by its digest only: at most [`MAX_UNSIZED_FILE`].
+    Unsized,
+}
+
+impl Size {
+    /// The exact size, where the pin says it.
+    pub fn exact(self) -> Option<u64> {
+        match self {
+            Size::Exact(size) => Some(size),
+            Size::Manifest | Size::Unsized => None,
+        }
+    }
+
+    /// The most bytes such a file may have.
+    pub fn limit(self) -> u64 {
+        match self {
+            Size::Exact(size) => size,
+            Size::Manifest => MAX_FILE_SIZE,
+            Size::Unsized => MAX_UNSIZED_FILE,
+        }
+    }
+}
+
 /// One file as the lock and manifests pin it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PinnedFile {
@@ -57,8 +88,8 @@ pub struct PinnedFile {
     pub path: String,
     /// Its digest.
     pub checksum: Checksum,
-    /// Its exact size, where the pin says it (see [`PinnedFile::limit`]).
-    pub size: Option<u64>,
+    /// What the pin says about its size.
+    pub size: Size,
 }
 
 impl PinnedFile {
@@ -70,7 +101,7 @@ impl PinnedFile {
             commit: locked.commit.clone(),
             path: MANIFEST.to_string(),
             checksum: Checksum::Sha256(locked.manifest_sha256),
-            size: None,
+            size: Size::Manifest,
         }
     }
 
@@ -82,20 +113,13 @@ impl PinnedFile {
             commit: locked.commit.clone(),
             path: artifact.path.get_ref().clone(),
             checksum: Checksum::Sha256(*artifact.sha256.get_ref()),
-            size: Some(*artifact.size.get_ref()),
+            size: Size::Exact(*artifact.size.get_ref()),
         }
     }
 
-    /// The most bytes this file may have: its pinned size; for a manifest
-    /// whose size is not pinned (`kernel.toml`, `metadata.json`),
-    /// [`MAX_FILE_SIZE`]; for any other unsized file (pinned by a digest
-    /// only), [`MAX_UNSIZED_FILE`].
+    /// The most bytes this file may have.
     pub fn limit(&self) -> u64 {
-        match self.size {
-            Some(size) => size,
-            None if self.path == MANIFEST || self.path.ends_with("/metadata.json") => MAX_FILE_SIZE,
-            None => MAX_UNSIZED_FILE,
-        }
+        self.size.limit()
     }
 
     /// Whether bytes with this hash and length are this file.
@@ -105,7 +129,7 @@ impl PinnedFile {
                 expected: self.limit(),
             });
         }
-        if let Some(size) = self.size.filter(|s| length < *s) {
+        if let Some(size) = self.size.exact().filter(|s| length < *s) {
             return Err(FileProblem::Short {
                 expected: size,
                 actual: length,
@@ -651,7 +675,7 @@ mod tests {
             commit: "a".repeat(40),
             path: path.into(),
             checksum: kernelhub_manifest::hash::Sha256Digest::of(bytes).into(),
-            size: Some(bytes.len() as u64),
+            size: Size::Exact(bytes.len() as u64),
         }
     }
 

@@ -86,7 +86,9 @@ impl FetchReport {
             .iter()
             .flat_map(|k| &k.files)
             .filter(|(_, o)| *o == wanted)
-            .fold((0, 0), |(n, b), (f, _)| (n + 1, b + f.size.unwrap_or(0)))
+            .fold((0, 0), |(n, b), (f, _)| {
+                (n + 1, b + f.size.exact().unwrap_or(0))
+            })
     }
 }
 
@@ -137,19 +139,33 @@ pub async fn fetch(
     let _ = cache.sweep_scratch();
     let manifests = join_all(lock.kernels.iter().map(|locked| async move {
         let file = PinnedFile::manifest(locked);
-        let outcome = ensure(client, cache, &file, observer)
-            .await
-            .map_err(|e| match e {
-                // The hint names the dependency to re-lock.
-                Error::RevisionNotFound { repo, revision, .. } => Error::RevisionNotFound {
-                    repo,
-                    revision,
-                    name: locked.name.clone(),
-                },
-                other => other,
-            })?;
+        // A cached manifest is read (and so verified) once; only a missing
+        // or wrong one goes through `ensure`.
+        let (manifest, outcome) = match cache.load_manifest(locked) {
+            Ok(manifest) => {
+                observer.finished(&file, Outcome::Cached);
+                (manifest, Outcome::Cached)
+            }
+            Err(Error::NotCached { .. } | Error::Mismatch { .. }) => {
+                let outcome =
+                    ensure(client, cache, &file, observer)
+                        .await
+                        .map_err(|e| match e {
+                            // The hint names the dependency to re-lock.
+                            Error::RevisionNotFound { repo, revision, .. } => {
+                                Error::RevisionNotFound {
+                                    repo,
+                                    revision,
+                                    name: locked.name.clone(),
+                                }
+                            }
+                            other => other,
+                        })?;
+                (cache.load_manifest(locked)?, outcome)
+            }
+            Err(other) => return Err(other),
+        };
         cache.write_ref(locked)?;
-        let manifest = cache.load_manifest(locked)?;
         Ok::<_, Error>((locked, manifest, (file, outcome)))
     }))
     .await;
@@ -172,7 +188,7 @@ pub async fn fetch(
     }
     observer.planned(
         work.len(),
-        work.iter().map(|(_, f)| f.size.unwrap_or(0)).sum(),
+        work.iter().map(|(_, f)| f.size.exact().unwrap_or(0)).sum(),
     );
     let mut results = futures::stream::iter(work.into_iter().map(|(kernel, file)| async move {
         let outcome = ensure(client, cache, &file, observer).await;

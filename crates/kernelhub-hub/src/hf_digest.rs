@@ -17,7 +17,7 @@ use serde::Deserialize;
 use kernelhub_manifest::lock::{LockedHf, LockedVariant};
 use kernelhub_manifest::project::RepoType;
 
-use crate::cache::PinnedFile;
+use crate::cache::{PinnedFile, Size};
 use crate::checksum::{Algorithm, Checksum};
 
 /// `digest` in `metadata.json`.
@@ -131,7 +131,7 @@ pub fn metadata_pin(locked: &LockedHf, variant: &LockedVariant) -> PinnedFile {
         commit: locked.commit.clone(),
         path: format!("build/{}/metadata.json", variant.name),
         checksum: variant.metadata_sha256.into(),
-        size: None,
+        size: Size::Manifest,
     }
 }
 
@@ -160,7 +160,7 @@ pub fn variant_files(
             commit: locked.commit.clone(),
             path: format!("build/{variant}/{path}"),
             checksum,
-            size: None,
+            size: Size::Unsized,
         })
         .collect())
 }

@@ -16,7 +16,7 @@ use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::lock::{LockHead, LockedHf, LockedKernel, Lockfile};
 use kernelhub_manifest::project::{Dependency, Layout, ProjectManifest, RepoType, Revision};
 
-use crate::cache::{HubCache, MANIFEST, PinnedFile, parse_manifest};
+use crate::cache::{HubCache, MANIFEST, PinnedFile, Size, parse_manifest};
 use crate::checksum::Algorithm;
 use crate::client::{HubClient, Refs, RemoteFile};
 use crate::error::Error;
@@ -202,7 +202,7 @@ async fn resolve_one(
         commit: commit.clone(),
         path: MANIFEST.to_string(),
         checksum: digest,
-        size: None,
+        size: Size::Manifest,
     };
     parse_manifest(&bytes, &pinned)?;
     cache.install_verified(&pinned, &bytes)?;

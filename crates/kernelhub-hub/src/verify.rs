@@ -31,7 +31,8 @@ impl VerifyReport {
         self.missing.is_empty() && self.corrupt.is_empty()
     }
 
-    fn record(&mut self, file: PinnedFile, state: FileState) {
+    /// Files `file` under its state.
+    pub fn record(&mut self, file: PinnedFile, state: FileState) {
         match state {
             FileState::Verified => self.verified.push(file),
             FileState::Missing => self.missing.push(file),
@@ -48,20 +49,21 @@ pub fn verify(
     threads: usize,
 ) -> Result<VerifyReport, Error> {
     let mut report = VerifyReport::default();
-    let manifests: Vec<PinnedFile> = lock.kernels.iter().map(PinnedFile::manifest).collect();
     let mut artifacts = Vec::new();
-    for ((locked, file), state) in lock
-        .kernels
-        .iter()
-        .zip(&manifests)
-        .zip(hash_all(cache, &manifests, threads))
-    {
-        let state = state?;
-        if state == FileState::Verified {
-            let manifest = cache.load_manifest(locked)?;
-            artifacts.extend(chosen_artifacts(locked, &manifest, platforms).0);
+    for locked in &lock.kernels {
+        // Loading a manifest verifies it; its artifacts are then hashed in parallel.
+        let file = PinnedFile::manifest(locked);
+        match cache.load_manifest(locked) {
+            Ok(manifest) => {
+                artifacts.extend(chosen_artifacts(locked, &manifest, platforms).0);
+                report.record(file, FileState::Verified);
+            }
+            Err(Error::NotCached { .. }) => report.record(file, FileState::Missing),
+            Err(Error::Mismatch { problem, .. }) => {
+                report.record(file, FileState::Corrupt(*problem))
+            }
+            Err(other) => return Err(other),
         }
-        report.record(file.clone(), state);
     }
     for (file, state) in artifacts.iter().zip(hash_all(cache, &artifacts, threads)) {
         report.record(file.clone(), state?);

@@ -90,57 +90,55 @@ pub struct Selection {
 pub fn select(manifest: &KernelManifest, platform: &Platform) -> Selection {
     let mut chosen = Vec::new();
     let mut uncovered = Vec::new();
-    let mut why_not: Vec<Option<String>> = manifest
+    // Each artifact's fit, once; then per (op, dtype) the candidates that cover it.
+    let fits: Vec<Result<Fit, String>> = manifest
         .artifacts
         .iter()
-        .map(|a| fit(a, platform).err())
+        .map(|a| fit(a, platform))
         .collect();
+    // A GPU named without its xnack/sramecc mode may be in either: every
+    // native variant that could load is kept, not only the best.
+    let every_variant = matches!(platform, Platform::Rocm(d) if d.features.is_empty());
     for op in &manifest.ops {
         for dtype in &op.dtypes {
-            let best = manifest
+            let candidates: Vec<(Fit, usize)> = manifest
                 .artifacts
                 .iter()
+                .zip(&fits)
                 .enumerate()
-                .filter(|(_, a)| {
+                .filter(|(_, (a, _))| {
                     a.entries.iter().any(|e| {
                         e.op.get_ref() == op.name.get_ref() && e.dtype.get_ref() == dtype.get_ref()
                     })
                 })
-                .filter_map(|(i, a)| fit(a, platform).ok().map(|f| (f, i)))
-                // Highest fit wins; among equals the first in the manifest.
+                .filter_map(|(i, (_, f))| f.as_ref().ok().map(|f| (*f, i)))
+                .collect();
+            // Highest fit wins; among equals the first in the manifest.
+            let best = candidates
+                .iter()
                 .max_by(|(fa, ia), (fb, ib)| fa.cmp(fb).then(ib.cmp(ia)));
             match best {
-                // A GPU named without its xnack/sramecc mode may be in
-                // either: every variant that could load is kept.
-                Some((best_fit, _))
-                    if best_fit != Fit::Fallback
-                        && matches!(platform, Platform::Rocm(d) if d.features.is_empty()) =>
-                {
-                    chosen.extend(manifest.artifacts.iter().enumerate().filter_map(|(i, a)| {
-                        let covers = a.entries.iter().any(|e| {
-                            e.op.get_ref() == op.name.get_ref()
-                                && e.dtype.get_ref() == dtype.get_ref()
-                        });
-                        (covers
-                            && matches!(a.backend.get_ref(), Backend::Rocm)
-                            && fit(a, platform).is_ok())
-                        .then_some(i)
-                    }));
-                }
-                Some((_, index)) => chosen.push(index),
+                Some((best_fit, _)) if every_variant && *best_fit != Fit::Fallback => chosen
+                    .extend(
+                        candidates
+                            .iter()
+                            .filter(|(f, _)| *f != Fit::Fallback)
+                            .map(|(_, i)| *i),
+                    ),
+                Some((_, index)) => chosen.push(*index),
                 None => uncovered.push((op.name.get_ref().clone(), *dtype.get_ref())),
             }
         }
     }
     chosen.sort_unstable();
     chosen.dedup();
-    let rejected = why_not
-        .iter_mut()
+    let rejected = fits
+        .into_iter()
         .enumerate()
         .filter(|(i, _)| chosen.binary_search(i).is_err())
-        .map(|(i, reason)| {
-            let reason = reason
-                .take()
+        .map(|(i, fit)| {
+            let reason = fit
+                .err()
                 .unwrap_or_else(|| format!("a better artifact covers its ops on `{platform}`"));
             (i, reason)
         })
