@@ -144,6 +144,13 @@ pub(crate) struct BundleImportArgs {
     hub: HubArgs,
 }
 
+impl HubArgs {
+    /// The project directory.
+    pub(crate) fn project(&self) -> &Path {
+        &self.project
+    }
+}
+
 /// The settings, plus `kernels.toml` when the project has one.
 pub(crate) fn settings(
     args: &HubArgs,
@@ -158,7 +165,9 @@ pub(crate) fn settings(
     Ok(Settings::from_env(&overrides, project.map(|p| &p.hub))?)
 }
 
-fn read_project(dir: &Path) -> Result<Option<ProjectManifest>, Box<dyn std::error::Error>> {
+pub(crate) fn read_project(
+    dir: &Path,
+) -> Result<Option<ProjectManifest>, Box<dyn std::error::Error>> {
     let path = dir.join("kernels.toml");
     let text = match fs_err::read_to_string(&path) {
         Ok(text) => text,
@@ -177,7 +186,7 @@ fn read_project(dir: &Path) -> Result<Option<ProjectManifest>, Box<dyn std::erro
     }
 }
 
-fn read_lock(dir: &Path) -> Result<Lockfile, Box<dyn std::error::Error>> {
+pub(crate) fn read_lock(dir: &Path) -> Result<Lockfile, Box<dyn std::error::Error>> {
     let path = dir.join("kernels.lock");
     let text = match fs_err::read_to_string(&path) {
         Ok(text) => text,

@@ -6,6 +6,7 @@ mod check;
 mod hf;
 mod hub;
 mod manifest;
+mod run;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -26,6 +27,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the reference kernels (or given ones) on the best device here and
+    /// compare every op with the CPU reference.
+    Run(run::RunArgs),
+    /// Show devices, adapters, and which artifact runs each op and why.
+    Doctor(run::DoctorArgs),
     /// Check that kernel repos are publishable: manifest, artifacts, hashes, contents.
     Check(CheckArgs),
     /// Maintain a kernel.toml.
@@ -108,6 +114,8 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Doctor(args) => run::doctor(args),
         Command::Check(args) => check::run(args),
         Command::Manifest(ManifestCommand::Update(args)) => manifest::update(args),
         Command::Lock(args) => hub::lock(args),

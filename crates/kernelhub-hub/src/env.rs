@@ -24,3 +24,9 @@ pub const HOME: &str = "HOME";
 pub const KERNELHUB_HTTP_TIMEOUT: &str = "KERNELHUB_HTTP_TIMEOUT";
 /// How many times a failed request is tried in all (default 5).
 pub const KERNELHUB_HTTP_ATTEMPTS: &str = "KERNELHUB_HTTP_ATTEMPTS";
+/// Forces one runtime backend: `wgpu`, `cuda` or `rocm` (default: the best
+/// device found, native GPUs first).
+pub const KERNELHUB_BACKEND: &str = "KERNELHUB_BACKEND";
+/// Picks the wgpu adapter whose name contains this text (case-insensitive),
+/// as wgpu's own examples do.
+pub const WGPU_ADAPTER_NAME: &str = "WGPU_ADAPTER_NAME";

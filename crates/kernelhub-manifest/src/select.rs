@@ -63,7 +63,7 @@ impl fmt::Display for Platform {
 
 /// How well an artifact fits a platform; higher is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Fit {
+pub enum Fit {
     /// WGSL on a GPU that has a native backend: the fallback.
     Fallback,
     /// PTX JIT-compiled from an older architecture (older ranks lower).
@@ -150,8 +150,9 @@ pub fn select(manifest: &KernelManifest, platform: &Platform) -> Selection {
     }
 }
 
-/// Whether `artifact` can run on `platform`, and how well.
-fn fit(artifact: &Artifact, platform: &Platform) -> Result<Fit, String> {
+/// Whether `artifact` can run on `platform`, and how well; the reason when
+/// it cannot.
+pub fn fit(artifact: &Artifact, platform: &Platform) -> Result<Fit, String> {
     let backend = *artifact.backend.get_ref();
     let format = *artifact.format.get_ref();
     match (platform, backend) {

@@ -5,15 +5,24 @@
 //! own exp/erf/tanh; the references compute in f64).
 
 use std::path::Path;
+use std::sync::Arc;
 
-use kernelhub_manifest::hash::Sha256Digest;
-use kernelhub_manifest::kernel::{Backend, Dtype};
+use kernelhub_manifest::kernel::Dtype;
 use kernelhub_manifest::{KernelManifest, Strictness};
 use kernelhub_runtime::args::Scalar;
+use kernelhub_runtime::device::VerifiedArtifact;
 use kernelhub_runtime::reference;
-use kernelhub_wgpu::{Gpu, WgpuArg, WgpuError, WgslKernel};
+use kernelhub_runtime::select::choose;
+use kernelhub_runtime::{Arg, Buffer, Device, Kernel, RuntimeError};
+use kernelhub_wgpu::WgpuDevice;
 
-fn kernel(gpu: &Gpu, name: &str) -> WgslKernel {
+fn gpu() -> Arc<WgpuDevice> {
+    kernelhub_wgpu::open().expect("an adapter (scripts/test.sh installs lavapipe)")
+}
+
+/// Loads `kernels/<name>` onto `gpu` the way the facade does: choose an
+/// artifact per (op, dtype), verify each chosen file against its pin.
+fn kernel(gpu: &WgpuDevice, name: &str) -> Arc<dyn Kernel> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../kernels")
         .join(name);
@@ -21,28 +30,26 @@ fn kernel(gpu: &Gpu, name: &str) -> WgslKernel {
     let manifest = KernelManifest::parse(&text, Path::new("kernel.toml"), Strictness::Load)
         .value
         .unwrap();
-    let artifact = manifest
-        .artifacts
-        .iter()
-        .find(|a| {
-            *a.backend.get_ref() == Backend::Wgpu
-                && a.entries.iter().any(|e| *e.dtype.get_ref() == Dtype::F32)
+    let choices = choose(&manifest, gpu.info());
+    let mut chosen: Vec<usize> = choices.iter().filter_map(|c| c.chosen).collect();
+    chosen.sort_unstable();
+    chosen.dedup();
+    let artifacts = chosen
+        .into_iter()
+        .map(|index| {
+            let bytes = std::fs::read(dir.join(manifest.artifacts[index].path.get_ref())).unwrap();
+            VerifiedArtifact::check(&manifest, index, bytes.into()).expect("the pinned bytes")
         })
-        .unwrap()
-        .clone();
-    let source = std::fs::read(dir.join(artifact.path.get_ref())).unwrap();
-    assert_eq!(
-        Sha256Digest::of(&source),
-        *artifact.sha256.get_ref(),
-        "the WGSL is the pinned one"
-    );
-    WgslKernel::new(
-        gpu,
-        &manifest,
-        &artifact,
-        std::str::from_utf8(&source).unwrap(),
-    )
-    .unwrap()
+        .collect();
+    gpu.load(Arc::new(manifest), choices, artifacts).unwrap()
+}
+
+fn upload(gpu: &WgpuDevice, bytes: &[u8]) -> Buffer {
+    gpu.upload(bytes).unwrap()
+}
+
+fn download(gpu: &WgpuDevice, buffer: &Buffer, len: usize) -> Vec<u8> {
+    gpu.download(buffer, 0, len as u64).unwrap()
 }
 
 /// A CPU reference for a gated activation.
@@ -81,7 +88,7 @@ fn assert_close(gpu: &[f32], cpu: &[f32], what: &str) {
 
 #[test]
 fn activations_match_the_cpu_reference() {
-    let gpu = Gpu::open().expect("an adapter (scripts/test.sh installs lavapipe)");
+    let gpu = gpu();
     let activation = kernel(&gpu, "activation");
     let ops: [(&str, Gated); 3] = [
         ("silu_and_mul", reference::silu_and_mul),
@@ -92,24 +99,21 @@ fn activations_match_the_cpu_reference() {
         let mut input = random(tokens * 2 * d, (tokens * d) as u64);
         input[0] = f32::NAN;
         for (op, cpu) in ops {
-            let out = gpu.upload(&vec![0u8; tokens * d * 4]);
-            let input_buffer = gpu.upload(&bytes(&input));
+            let out = upload(&gpu, &vec![0u8; tokens * d * 4]);
+            let input_buffer = upload(&gpu, &bytes(&input));
             activation
-                .launch(
-                    &gpu,
-                    op,
-                    Dtype::F32,
-                    &[
-                        WgpuArg::Tensor(&out, Dtype::F32),
-                        WgpuArg::Tensor(&input_buffer, Dtype::F32),
-                        WgpuArg::Scalar(Scalar::U32(tokens as u32)),
-                        WgpuArg::Scalar(Scalar::U32(d as u32)),
-                    ],
-                )
+                .op(op, Dtype::F32)
+                .unwrap()
+                .launch(&[
+                    Arg::tensor(&out, Dtype::F32),
+                    Arg::tensor(&input_buffer, Dtype::F32),
+                    (tokens as u32).into(),
+                    (d as u32).into(),
+                ])
                 .unwrap();
             let mut expected = vec![0.0f32; tokens * d];
             cpu(&mut expected, &input, tokens, d);
-            let got = floats(&gpu.download(&out, (tokens * d * 4) as u64).unwrap());
+            let got = floats(&download(&gpu, &out, tokens * d * 4));
             assert_close(&got, &expected, &format!("{op} {tokens}x{d}"));
         }
     }
@@ -117,52 +121,46 @@ fn activations_match_the_cpu_reference() {
 
 #[test]
 fn rms_norm_with_rows_longer_than_a_workgroup() {
-    let gpu = Gpu::open().expect("an adapter");
+    let gpu = gpu();
     let rmsnorm = kernel(&gpu, "rmsnorm");
     let (tokens, hidden) = (5usize, 1000usize);
     let input = random(tokens * hidden, 7);
     let weight = random(hidden, 9);
-    let out = gpu.upload(&vec![0u8; tokens * hidden * 4]);
-    let (input_buffer, weight_buffer) = (gpu.upload(&bytes(&input)), gpu.upload(&bytes(&weight)));
+    let out = upload(&gpu, &vec![0u8; tokens * hidden * 4]);
+    let (input_buffer, weight_buffer) =
+        (upload(&gpu, &bytes(&input)), upload(&gpu, &bytes(&weight)));
     rmsnorm
-        .launch(
-            &gpu,
-            "rms_norm",
-            Dtype::F32,
-            &[
-                WgpuArg::Tensor(&out, Dtype::F32),
-                WgpuArg::Tensor(&input_buffer, Dtype::F32),
-                WgpuArg::Tensor(&weight_buffer, Dtype::F32),
-                WgpuArg::Scalar(Scalar::F32(1e-6)),
-                WgpuArg::Scalar(Scalar::U32(tokens as u32)),
-                WgpuArg::Scalar(Scalar::U32(hidden as u32)),
-            ],
-        )
+        .op("rms_norm", Dtype::F32)
+        .unwrap()
+        .launch(&[
+            Arg::tensor(&out, Dtype::F32),
+            Arg::tensor(&input_buffer, Dtype::F32),
+            Arg::tensor(&weight_buffer, Dtype::F32),
+            Arg::Scalar(Scalar::F32(1e-6)),
+            (tokens as u32).into(),
+            (hidden as u32).into(),
+        ])
         .unwrap();
     let mut expected = vec![0.0f32; tokens * hidden];
     reference::rms_norm(&mut expected, &input, &weight, 1e-6, tokens, hidden);
-    let got = floats(&gpu.download(&out, (tokens * hidden * 4) as u64).unwrap());
+    let got = floats(&download(&gpu, &out, tokens * hidden * 4));
     assert_close(&got, &expected, "rms_norm");
 }
 
 #[test]
 fn empty_calls_launch_nothing_and_wrong_calls_are_errors() {
-    let gpu = Gpu::open().expect("an adapter");
+    let gpu = gpu();
     let activation = kernel(&gpu, "activation");
-    let out = gpu.upload(&[0u8; 16]);
-    let input = gpu.upload(&[0u8; 16]);
+    let silu = activation.op("silu_and_mul", Dtype::F32).unwrap();
+    let out = upload(&gpu, &[0u8; 16]);
+    let input = upload(&gpu, &[0u8; 16]);
     let call = |tokens: u32, d: u32, out_dtype: Dtype| {
-        activation.launch(
-            &gpu,
-            "silu_and_mul",
-            Dtype::F32,
-            &[
-                WgpuArg::Tensor(&out, out_dtype),
-                WgpuArg::Tensor(&input, Dtype::F32),
-                WgpuArg::Scalar(Scalar::U32(tokens)),
-                WgpuArg::Scalar(Scalar::U32(d)),
-            ],
-        )
+        silu.launch(&[
+            Arg::tensor(&out, out_dtype),
+            Arg::tensor(&input, Dtype::F32),
+            tokens.into(),
+            d.into(),
+        ])
     };
     call(0, 4, Dtype::F32).expect("no tokens, no work");
     let small = call(4, 4, Dtype::F32).unwrap_err().to_string();
@@ -175,23 +173,30 @@ fn empty_calls_launch_nothing_and_wrong_calls_are_errors() {
         dtype.contains("parameter `out`: expected a F32 tensor"),
         "{dtype}"
     );
-    let aliased = activation
-        .launch(
-            &gpu,
-            "silu_and_mul",
-            Dtype::F32,
-            &[
-                WgpuArg::Tensor(&out, Dtype::F32),
-                WgpuArg::Tensor(&out, Dtype::F32),
-                WgpuArg::Scalar(Scalar::U32(1)),
-                WgpuArg::Scalar(Scalar::U32(1)),
-            ],
-        )
+    let aliased = silu
+        .launch(&[
+            Arg::tensor(&out, Dtype::F32),
+            Arg::tensor(&out, Dtype::F32),
+            1u32.into(),
+            1u32.into(),
+        ])
         .unwrap_err();
-    assert!(matches!(aliased, WgpuError::Args(_)), "{aliased}");
+    assert!(matches!(aliased, RuntimeError::Args(_)), "{aliased}");
     let unknown = activation
-        .launch(&gpu, "softmax", Dtype::F32, &[])
-        .unwrap_err()
+        .op("softmax", Dtype::F32)
+        .err()
+        .unwrap()
         .to_string();
-    assert!(unknown.contains("no op `softmax`"), "{unknown}");
+    assert!(unknown.contains("has no op `softmax`"), "{unknown}");
+    let bf16 = activation
+        .op("silu_and_mul", Dtype::Bf16)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        bf16.contains("nothing in kernel `activation` runs op `silu_and_mul` at bf16")
+            && bf16.contains("build/cuda/activation_sm80.ptx")
+            && bf16.contains("hint: WGSL has no bf16 type"),
+        "{bf16}"
+    );
 }

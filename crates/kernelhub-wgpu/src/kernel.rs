@@ -1,0 +1,369 @@
+//! A kernel's WGSL ops on one [`crate::WgpuDevice`].
+//!
+//! [`WgslKernel`] hands out ops, compiling each (op, dtype)'s entry point
+//! on first use. [`WgslOp::launch`] checks the call, binds the tensors at
+//! `@group(0) @binding(i)` in parameter order with the scalars as one
+//! uniform struct after them (docs/formats.md), computes the grid from the
+//! manifest's expressions and dispatches. An empty grid launches nothing.
+
+use std::collections::HashMap;
+use std::num::NonZeroU64;
+use std::sync::{Arc, Mutex};
+
+use kernelhub_manifest::kernel::{Dtype, Entry, Format, KernelManifest};
+use kernelhub_runtime::args::{self, Scalar};
+use kernelhub_runtime::device::{VerifiedArtifact, describe};
+use kernelhub_runtime::select::{OpChoice, explain_uncovered};
+use kernelhub_runtime::{Arg, DeviceInfo, Kernel, Op, RuntimeError};
+
+use crate::device::{CompiledEntry, Shared};
+
+/// A kernel loaded on a wgpu device.
+pub(crate) struct WgslKernel {
+    shared: Arc<Shared>,
+    manifest: Arc<KernelManifest>,
+    choices: Vec<OpChoice>,
+    artifacts: HashMap<usize, Arc<[u8]>>,
+    ops: Mutex<HashMap<(String, Dtype), Arc<WgslOp>>>,
+}
+
+impl WgslKernel {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        manifest: Arc<KernelManifest>,
+        choices: Vec<OpChoice>,
+        artifacts: Vec<VerifiedArtifact>,
+    ) -> Result<Self, RuntimeError> {
+        let artifacts: HashMap<usize, Arc<[u8]>> =
+            artifacts.into_iter().map(|a| (a.index, a.bytes)).collect();
+        for index in choices.iter().filter_map(|c| c.chosen) {
+            let artifact = manifest.artifacts.get(index).ok_or_else(|| {
+                RuntimeError::NoOp(format!(
+                    "the plan names artifact {index}, which the manifest lacks"
+                ))
+            })?;
+            let load_error = |reason: &str| RuntimeError::Load {
+                path: artifact.path.get_ref().clone(),
+                device: shared.info.name.clone(),
+                reason: reason.to_string(),
+            };
+            if *artifact.format.get_ref() != Format::Wgsl {
+                return Err(load_error("the wgpu backend runs WGSL artifacts only"));
+            }
+            if !artifacts.contains_key(&index) {
+                return Err(load_error("its verified bytes were not passed to `load`"));
+            }
+        }
+        Ok(WgslKernel {
+            shared,
+            manifest,
+            choices,
+            artifacts,
+            ops: Mutex::default(),
+        })
+    }
+}
+
+impl Kernel for WgslKernel {
+    fn manifest(&self) -> &KernelManifest {
+        &self.manifest
+    }
+
+    fn device(&self) -> &DeviceInfo {
+        &self.shared.info
+    }
+
+    fn op(&self, name: &str, dtype: Dtype) -> Result<Arc<dyn Op>, RuntimeError> {
+        let key = (name.to_string(), dtype);
+        if let Some(op) = self.ops.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(op.clone());
+        }
+        let kernel = self.manifest.kernel.name.get_ref();
+        let Some(signature) = self
+            .manifest
+            .ops
+            .iter()
+            .position(|o| o.name.get_ref() == name)
+        else {
+            let names: Vec<&str> = self
+                .manifest
+                .ops
+                .iter()
+                .map(|o| o.name.get_ref().as_str())
+                .collect();
+            return Err(RuntimeError::NoOp(format!(
+                "kernel `{kernel}` has no op `{name}`; it has {}",
+                names.join(", ")
+            )));
+        };
+        let Some(choice) = self
+            .choices
+            .iter()
+            .find(|c| c.op == name && c.dtype == dtype)
+        else {
+            let dtypes: Vec<String> = self.manifest.ops[signature]
+                .dtypes
+                .iter()
+                .map(|d| d.get_ref().to_string())
+                .collect();
+            return Err(RuntimeError::NoOp(format!(
+                "op `{name}` of kernel `{kernel}` has no {dtype} variant; it supports {}",
+                dtypes.join(", ")
+            )));
+        };
+        let Some(index) = choice.chosen else {
+            return Err(RuntimeError::NoOp(explain_uncovered(
+                &self.manifest,
+                choice,
+                &self.shared.info.name,
+            )));
+        };
+        let artifact = &self.manifest.artifacts[index];
+        let entry = artifact
+            .entries
+            .iter()
+            .find(|e| e.op.get_ref() == name && *e.dtype.get_ref() == dtype)
+            .cloned()
+            .ok_or_else(|| {
+                RuntimeError::NoOp(format!(
+                    "`{}` has no entry for op `{name}` at {dtype}",
+                    artifact.path.get_ref()
+                ))
+            })?;
+        let compiled = self.shared.compile(
+            artifact.path.get_ref(),
+            *artifact.sha256.get_ref(),
+            &self.artifacts[&index],
+            entry.symbol.get_ref(),
+        )?;
+        let op = Arc::new(WgslOp {
+            shared: self.shared.clone(),
+            manifest: self.manifest.clone(),
+            signature,
+            dtype,
+            path: artifact.path.get_ref().clone(),
+            entry,
+            compiled,
+        });
+        self.ops
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, op.clone());
+        Ok(op)
+    }
+}
+
+/// One (op, dtype), compiled.
+pub(crate) struct WgslOp {
+    shared: Arc<Shared>,
+    manifest: Arc<KernelManifest>,
+    /// Index of the op in the manifest.
+    signature: usize,
+    dtype: Dtype,
+    path: String,
+    entry: Entry,
+    compiled: Arc<CompiledEntry>,
+}
+
+impl Op for WgslOp {
+    fn name(&self) -> &str {
+        self.manifest.ops[self.signature].name.get_ref()
+    }
+
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+
+    fn artifact(&self) -> &str {
+        &self.path
+    }
+
+    fn launch(&self, arguments: &[Arg<'_>]) -> Result<(), RuntimeError> {
+        let signature = &self.manifest.ops[self.signature];
+        let op = signature.name.get_ref();
+        let param_name = |i: usize| {
+            signature
+                .params
+                .get(i)
+                .map_or_else(|| format!("#{i}"), |p| p.name.get_ref().clone())
+        };
+        let described =
+            describe(arguments, self.shared.id).map_err(|i| RuntimeError::ForeignBuffer {
+                op: op.clone(),
+                param: param_name(i),
+            })?;
+        let needed = args::check(signature, self.dtype, &described)?;
+        let launch_error = |reason: String| RuntimeError::Launch {
+            op: op.clone(),
+            reason,
+        };
+        // Each tensor's binding: the range it may address, checked against
+        // what the shape needs and what the adapter can bind.
+        let limits = &self.shared.limits;
+        let mut bindings: Vec<(&wgpu::Buffer, u64, u64)> = Vec::new();
+        for (i, (argument, elements)) in arguments.iter().zip(&needed).enumerate() {
+            let (Arg::Tensor(tensor), Some(elements)) = (argument, elements) else {
+                continue;
+            };
+            let name = param_name(i);
+            let buffer = tensor.buffer.handle::<wgpu::Buffer>().ok_or_else(|| {
+                RuntimeError::ForeignBuffer {
+                    op: op.clone(),
+                    param: name.clone(),
+                }
+            })?;
+            let alignment = u64::from(limits.min_storage_buffer_offset_alignment);
+            if tensor.offset % alignment != 0 {
+                return Err(launch_error(format!(
+                    "parameter `{name}` starts at byte {}; `{}` binds storage buffers only at multiples of {alignment} bytes",
+                    tensor.offset, self.shared.info.name
+                )));
+            }
+            let stride = self
+                .compiled
+                .strides
+                .get(&(bindings.len() as u32))
+                .copied()
+                .unwrap_or(1);
+            let bytes = elements * tensor.dtype.size() as u64;
+            let available = buffer.size().saturating_sub(tensor.offset);
+            let addressable = available / stride * stride;
+            if bytes > addressable {
+                return Err(launch_error(format!(
+                    "parameter `{name}` needs {bytes} bytes; the shader reads it in {stride}-byte units, so only {addressable} of the buffer's {available} bytes are addressable; allocate it rounded up to {stride} bytes"
+                )));
+            }
+            let max = limits.max_storage_buffer_binding_size / stride * stride;
+            if bytes > max {
+                return Err(launch_error(format!(
+                    "parameter `{name}` needs {bytes} bytes; `{}` binds at most {max} bytes per buffer; split the call",
+                    self.shared.info.name
+                )));
+            }
+            let size = addressable.min(max);
+            if size == 0 {
+                return Err(launch_error(format!(
+                    "parameter `{name}` is an empty buffer; wgpu cannot bind it"
+                )));
+            }
+            bindings.push((buffer, tensor.offset, size));
+        }
+        // Integer scalars give the grid.
+        let sizes: HashMap<&str, u64> = signature
+            .params
+            .iter()
+            .zip(arguments)
+            .filter_map(|(p, a)| match a {
+                Arg::Scalar(Scalar::U32(v)) => Some((p.name.get_ref().as_str(), u64::from(*v))),
+                Arg::Scalar(Scalar::U64(v)) => Some((p.name.get_ref().as_str(), *v)),
+                Arg::Scalar(Scalar::I32(v)) => u64::try_from(*v)
+                    .ok()
+                    .map(|v| (p.name.get_ref().as_str(), v)),
+                Arg::Scalar(Scalar::I64(v)) => u64::try_from(*v)
+                    .ok()
+                    .map(|v| (p.name.get_ref().as_str(), v)),
+                _ => None,
+            })
+            .collect();
+        let mut grid = [1u32; 3];
+        let most = limits.max_compute_workgroups_per_dimension;
+        for (slot, expr) in grid.iter_mut().zip(&self.entry.grid) {
+            let value = expr
+                .get_ref()
+                .eval(&|n| sizes.get(n).copied())
+                .map_err(|e| launch_error(format!("its grid `{}`: {e}", expr.get_ref())))?;
+            *slot = u32::try_from(value).ok().filter(|v| *v <= most).ok_or_else(|| {
+                launch_error(format!(
+                    "its grid `{}` is {value} workgroups; `{}` allows at most {most} per dimension",
+                    expr.get_ref(),
+                    self.shared.info.name
+                ))
+            })?;
+        }
+        if grid.contains(&0) {
+            return Ok(());
+        }
+        let uniform = pack_scalars(arguments);
+        self.shared.dispatch(
+            &self.compiled,
+            &uniform,
+            |scalars| {
+                let mut entries: Vec<wgpu::BindGroupEntry<'_>> = bindings
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (buffer, offset, size))| wgpu::BindGroupEntry {
+                        binding: i as u32,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer,
+                            offset: *offset,
+                            size: NonZeroU64::new(*size),
+                        }),
+                    })
+                    .collect();
+                if let Some(scalars) = scalars {
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: entries.len() as u32,
+                        resource: wgpu::BindingResource::Buffer(scalars),
+                    });
+                }
+                self.shared
+                    .device
+                    .create_bind_group(&wgpu::BindGroupDescriptor {
+                        label: Some(op),
+                        layout: &self.compiled.layout,
+                        entries: &entries,
+                    })
+            },
+            grid,
+        )
+    }
+}
+
+/// The scalars of a call as the uniform struct the shader declares: in
+/// parameter order, each at its natural alignment, padded to 16 bytes.
+fn pack_scalars(arguments: &[Arg<'_>]) -> Vec<u8> {
+    let mut uniform: Vec<u8> = Vec::new();
+    for argument in arguments {
+        let Arg::Scalar(scalar) = argument else {
+            continue;
+        };
+        let (bytes, align): ([u8; 8], usize) = match *scalar {
+            Scalar::U32(v) => (widen(v.to_le_bytes()), 4),
+            Scalar::I32(v) => (widen(v.to_le_bytes()), 4),
+            Scalar::F32(v) => (widen(v.to_le_bytes()), 4),
+            Scalar::U64(v) => (v.to_le_bytes(), 8),
+            Scalar::I64(v) => (v.to_le_bytes(), 8),
+        };
+        uniform.resize(uniform.len().next_multiple_of(align), 0);
+        uniform.extend_from_slice(&bytes[..align]);
+    }
+    uniform.resize(uniform.len().next_multiple_of(16), 0);
+    uniform
+}
+
+fn widen(bytes: [u8; 4]) -> [u8; 8] {
+    let mut wide = [0u8; 8];
+    wide[..4].copy_from_slice(&bytes);
+    wide
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_pack_at_their_alignment() {
+        let packed = pack_scalars(&[
+            Arg::Scalar(Scalar::F32(1.5)),
+            Arg::Scalar(Scalar::U64(7)),
+            Arg::Scalar(Scalar::U32(3)),
+        ]);
+        let mut expected = Vec::new();
+        expected.extend(1.5f32.to_le_bytes());
+        expected.extend([0; 4]);
+        expected.extend(7u64.to_le_bytes());
+        expected.extend(3u32.to_le_bytes());
+        expected.extend([0; 12]);
+        assert_eq!(packed, expected);
+    }
+}

@@ -1,0 +1,211 @@
+//! [`Hub`]: this process's devices, and loading a kernel onto the one that
+//! runs it best.
+//!
+//! Devices are probed once, native GPUs first (CUDA, then ROCm), then the
+//! wgpu adapter; `KERNELHUB_BACKEND` keeps only one backend. A kernel goes
+//! to the device on which the most of its (op, dtype) pairs have a fitting
+//! artifact, the earlier device on a tie; every other choice is recorded
+//! with its reason, for `kernelhub doctor` and for errors. Only the chosen
+//! artifacts are read, and each is verified against the manifest's pin
+//! before the backend sees a byte.
+
+use std::sync::Arc;
+
+use kernelhub_hub::env::KERNELHUB_BACKEND;
+use kernelhub_manifest::hash::Sha256Digest;
+use kernelhub_manifest::kernel::{Backend, Dtype, KernelManifest};
+use kernelhub_runtime::device::VerifiedArtifact;
+use kernelhub_runtime::select::{OpChoice, choose};
+use kernelhub_runtime::{Device, Kernel, Op, RuntimeError};
+
+use crate::{KernelSource, LoadError};
+
+/// The devices kernels can load onto.
+pub struct Hub {
+    devices: Vec<Arc<dyn Device>>,
+    unavailable: Vec<(Backend, String)>,
+}
+
+/// How one device would run a kernel.
+#[derive(Debug, Clone)]
+pub struct DevicePlan {
+    /// Index into [`Hub::devices`].
+    pub device: usize,
+    /// The choice for every (op, dtype).
+    pub choices: Vec<OpChoice>,
+}
+
+impl DevicePlan {
+    /// How many (op, dtype) pairs it runs.
+    pub fn covered(&self) -> usize {
+        self.choices.iter().filter(|c| c.chosen.is_some()).count()
+    }
+}
+
+/// A kernel loaded onto a device.
+pub struct LoadedKernel {
+    kernel: Arc<dyn Kernel>,
+    device: Arc<dyn Device>,
+    plans: Vec<DevicePlan>,
+}
+
+impl LoadedKernel {
+    /// The op `name` at `dtype`.
+    pub fn op(&self, name: &str, dtype: Dtype) -> Result<Arc<dyn Op>, RuntimeError> {
+        self.kernel.op(name, dtype)
+    }
+
+    /// The device it runs on; buffers for its ops come from here.
+    pub fn device(&self) -> &Arc<dyn Device> {
+        &self.device
+    }
+
+    /// The backend's kernel.
+    pub fn kernel(&self) -> &Arc<dyn Kernel> {
+        &self.kernel
+    }
+
+    /// How each device of the hub would have run it (the chosen one first).
+    pub fn plans(&self) -> &[DevicePlan] {
+        &self.plans
+    }
+}
+
+impl Hub {
+    /// Probes the backends (all, or the one `KERNELHUB_BACKEND` names).
+    pub fn new() -> Result<Self, LoadError> {
+        let forced = match std::env::var(KERNELHUB_BACKEND) {
+            Ok(value) if !value.is_empty() => Some(
+                value
+                    .parse::<Backend>()
+                    .map_err(|()| LoadError::BadBackend(value))?,
+            ),
+            _ => None,
+        };
+        let mut hub = Hub {
+            devices: Vec::new(),
+            unavailable: Vec::new(),
+        };
+        for backend in [Backend::Cuda, Backend::Rocm, Backend::Wgpu] {
+            if forced.is_some_and(|f| f != backend) {
+                continue;
+            }
+            match backend {
+                Backend::Wgpu => match kernelhub_wgpu::open() {
+                    Ok(device) => hub.devices.push(device),
+                    Err(e) => hub
+                        .unavailable
+                        .push((backend, format!("{e}\n    hint: {}", e.hint()))),
+                },
+                Backend::Cuda | Backend::Rocm => hub.unavailable.push((
+                    backend,
+                    "this kernelhub build has no native backend yet; the WGSL artifacts run through wgpu".into(),
+                )),
+            }
+        }
+        if hub.devices.is_empty() {
+            let mut reasons = String::new();
+            for (backend, why) in &hub.unavailable {
+                reasons.push_str(&format!("\n  {backend}: {why}"));
+            }
+            if let Some(backend) = forced {
+                reasons.push_str(&format!(
+                    "\n  hint: `{KERNELHUB_BACKEND}={backend}` keeps only that backend; unset it to let kernelhub choose"
+                ));
+            }
+            return Err(LoadError::NoDevice(reasons));
+        }
+        Ok(hub)
+    }
+
+    /// A hub over devices the caller opened (an engine's own wgpu device,
+    /// wrapped with [`kernelhub_wgpu::WgpuDevice::new`]), in preference order.
+    pub fn with_devices(devices: Vec<Arc<dyn Device>>) -> Self {
+        Hub {
+            devices,
+            unavailable: Vec::new(),
+        }
+    }
+
+    /// The devices, in preference order.
+    pub fn devices(&self) -> &[Arc<dyn Device>] {
+        &self.devices
+    }
+
+    /// The backends that have no device here, and why.
+    pub fn unavailable(&self) -> &[(Backend, String)] {
+        &self.unavailable
+    }
+
+    /// How every device would run `manifest`, best first.
+    pub fn plans(&self, manifest: &KernelManifest) -> Vec<DevicePlan> {
+        let mut plans: Vec<DevicePlan> = self
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(device, d)| DevicePlan {
+                device,
+                choices: choose(manifest, d.info()),
+            })
+            .collect();
+        // Stable: on a tie the earlier (preferred) device stays first.
+        plans.sort_by_key(|p| std::cmp::Reverse(p.covered()));
+        plans
+    }
+
+    /// Loads `source` onto the device that runs most of its ops, reading and
+    /// verifying only the artifacts chosen there.
+    pub fn load(&self, source: &KernelSource) -> Result<LoadedKernel, LoadError> {
+        let manifest = source.manifest()?;
+        let plans = self.plans(&manifest);
+        let Some(best) = plans.first().filter(|p| p.covered() > 0) else {
+            let mut reasons = String::new();
+            for plan in &plans {
+                let device = &self.devices[plan.device].info().name;
+                for choice in &plan.choices {
+                    for (index, why) in &choice.rejected {
+                        reasons.push_str(&format!(
+                            "\n  on `{device}`: `{}`: {why}",
+                            manifest.artifacts[*index].path.get_ref()
+                        ));
+                    }
+                }
+            }
+            reasons.push_str("\n  hint: `kernelhub doctor` lists the devices kernelhub found");
+            return Err(LoadError::NothingRuns {
+                kernel: source.describe(),
+                reasons,
+            });
+        };
+        let mut chosen: Vec<usize> = best.choices.iter().filter_map(|c| c.chosen).collect();
+        chosen.sort_unstable();
+        chosen.dedup();
+        let mut artifacts = Vec::with_capacity(chosen.len());
+        for index in chosen {
+            let artifact = &manifest.artifacts[index];
+            let bytes: Arc<[u8]> = source.artifact(artifact)?.into();
+            let verified =
+                VerifiedArtifact::check(&manifest, index, bytes.clone()).ok_or_else(|| {
+                    LoadError::Mismatch {
+                        kernel: source.describe(),
+                        path: artifact.path.get_ref().clone(),
+                        expected: format!(
+                            "sha256:{} ({} bytes)",
+                            artifact.sha256.get_ref(),
+                            artifact.size.get_ref()
+                        ),
+                        computed: format!("sha256:{}", Sha256Digest::of(&bytes)),
+                        size: bytes.len(),
+                    }
+                })?;
+            artifacts.push(verified);
+        }
+        let device = self.devices[best.device].clone();
+        let kernel = device.load(manifest.clone(), best.choices.clone(), artifacts)?;
+        Ok(LoadedKernel {
+            kernel,
+            device,
+            plans,
+        })
+    }
+}
