@@ -40,4 +40,6 @@ echo "==> native artifacts rebuild byte-identically"
 scripts/build-kernels.sh --check
 echo "==> kernelhub check kernels/*"
 cargo run --locked -q -p kernelhub-cli -- check --deny-warnings kernels/*
+echo "==> scripts/run.sh (the README's main job, small sizes)"
+scripts/run.sh --tokens 16 --time 0
 echo "==> all tests passed"

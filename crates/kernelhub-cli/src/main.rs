@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::prelude::*;
 
 /// Fetch, verify and load prebuilt GPU kernels.
 #[derive(Debug, Parser)]
@@ -106,12 +107,29 @@ fn main() -> ExitCode {
         1 => tracing::Level::INFO,
         _ => tracing::Level::DEBUG,
     };
-    tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
-        .without_time()
+    // The GPU stack's own messages (a Vulkan loader that finds no driver)
+    // repeat what kernelhub's errors say: shown only with -vv.
+    let gpu_stack = if cli.verbose >= 2 {
+        tracing::level_filters::LevelFilter::DEBUG
+    } else {
+        tracing::level_filters::LevelFilter::OFF
+    };
+    let targets = tracing_subscriber::filter::Targets::new()
+        .with_default(level)
+        .with_target("wgpu_hal", gpu_stack)
+        .with_target("wgpu_core", gpu_stack)
+        .with_target("naga", gpu_stack);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_target(false)
+                .with_ansi(
+                    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+                )
+                .without_time()
+                .with_filter(targets),
+        )
         .init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),

@@ -128,3 +128,138 @@ pub fn explain_uncovered(manifest: &KernelManifest, choice: &OpChoice, device: &
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use kernelhub_manifest::kernel::{Backend, WgpuFeature};
+    use kernelhub_manifest::{KernelManifest, Strictness};
+
+    use super::*;
+
+    /// One op `scale` in f32 and f16, with the given artifacts.
+    fn manifest(artifacts: &[(&str, &str, &str, &[&str])]) -> KernelManifest {
+        let mut text = String::from(
+            "schema = 1\n[kernel]\nname = \"k\"\nversion = \"1.0.0\"\nlicense = \"MIT\"\n\
+             [ops.scale]\ndtypes = [\"f32\", \"f16\", \"bf16\"]\n\
+             params = [{ name = \"x\", tensor = \"T\", shape = [\"n\"], written = true }, { name = \"n\", scalar = \"u32\" }]\n",
+        );
+        for (i, (backend, format, extra, dtypes)) in artifacts.iter().enumerate() {
+            text += &format!(
+                "[[artifacts]]\nbackend = \"{backend}\"\nformat = \"{format}\"\n{extra}\npath = \"a{i}\"\nsize = 1\nsha256 = \"{}\"\n",
+                "0".repeat(64)
+            );
+            for dtype in *dtypes {
+                text += &format!(
+                    "[[artifacts.entries]]\nop = \"scale\"\ndtype = \"{dtype}\"\nsymbol = \"s\"\ngrid = [1]\nblock = [64]\n"
+                );
+            }
+        }
+        KernelManifest::parse(&text, Path::new("kernel.toml"), Strictness::Load)
+            .value
+            .expect("test manifest parses")
+    }
+
+    fn device(backend: Backend, platform: &str, features: &[WgpuFeature]) -> DeviceInfo {
+        DeviceInfo {
+            backend,
+            platform: platform.parse().unwrap(),
+            name: "gpu".into(),
+            kind: String::new(),
+            features: features.to_vec(),
+        }
+    }
+
+    /// The chosen artifact per dtype, f32, f16, bf16.
+    fn chosen(manifest: &KernelManifest, device: &DeviceInfo) -> Vec<Option<usize>> {
+        choose(manifest, device).iter().map(|c| c.chosen).collect()
+    }
+
+    #[test]
+    fn wgsl_variants_by_adapter_features() {
+        let m = manifest(&[
+            ("wgpu", "wgsl", "features = []", &["f32"]),
+            ("wgpu", "wgsl", "features = [\"shader-f16\"]", &["f16"]),
+            ("wgpu", "wgsl", "features = [\"subgroups\"]", &["f32"]),
+            (
+                "cuda",
+                "ptx",
+                "targets = [\"sm_80\"]",
+                &["f32", "f16", "bf16"],
+            ),
+        ]);
+        use WgpuFeature::{ShaderF16, Subgroups};
+        let table: [(&[WgpuFeature], [Option<usize>; 3]); 4] = [
+            (&[], [Some(0), None, None]),
+            (&[ShaderF16], [Some(0), Some(1), None]),
+            (&[Subgroups], [Some(2), None, None]),
+            (&[ShaderF16, Subgroups], [Some(2), Some(1), None]),
+        ];
+        for (features, expected) in table {
+            let d = device(Backend::Wgpu, "wgpu", features);
+            assert_eq!(chosen(&m, &d), expected, "features {features:?}");
+        }
+        let plain = choose(&m, &device(Backend::Wgpu, "wgpu", &[]));
+        let f16 = &plain[1];
+        assert_eq!(
+            f16.rejected,
+            [
+                (
+                    1,
+                    "needs the wgpu feature `shader-f16`, which `gpu` lacks".to_string()
+                ),
+                (3, "a cuda artifact; `gpu` is a wgpu device".to_string()),
+            ]
+        );
+        let with_subgroups = choose(&m, &device(Backend::Wgpu, "wgpu", &[Subgroups]));
+        assert!(
+            with_subgroups[0]
+                .rejected
+                .contains(&(0, "`a2` fits `gpu` better".to_string())),
+            "{:?}",
+            with_subgroups[0].rejected
+        );
+    }
+
+    #[test]
+    fn native_devices_use_the_architecture_rules() {
+        let m = manifest(&[
+            (
+                "cuda",
+                "ptx",
+                "targets = [\"sm_80\"]",
+                &["f32", "f16", "bf16"],
+            ),
+            ("cuda", "cubin", "targets = [\"sm_90\"]", &["f32"]),
+            ("rocm", "hsaco", "targets = [\"gfx90a:xnack-\"]", &["f32"]),
+            ("wgpu", "wgsl", "features = []", &["f32"]),
+        ]);
+        let table = [
+            (Backend::Cuda, "cuda:sm_90", [Some(1), Some(0), Some(0)]),
+            (Backend::Cuda, "cuda:sm_80", [Some(0), Some(0), Some(0)]),
+            (Backend::Cuda, "cuda:sm_75", [None, None, None]),
+            (Backend::Rocm, "rocm:gfx90a:xnack-", [Some(2), None, None]),
+            (Backend::Rocm, "rocm:gfx90a:xnack+", [None, None, None]),
+            (Backend::Wgpu, "wgpu", [Some(3), None, None]),
+        ];
+        for (backend, platform, expected) in table {
+            let d = device(backend, platform, &[]);
+            assert_eq!(chosen(&m, &d), expected, "{platform}");
+        }
+        let old = choose(&m, &device(Backend::Cuda, "cuda:sm_75", &[]));
+        assert!(
+            old[0].rejected[0]
+                .1
+                .contains("built for `sm_80`, which cannot run on `sm_75`"),
+            "{:?}",
+            old[0].rejected
+        );
+        let text = explain_uncovered(&m, &old[2], "gpu");
+        assert!(
+            text.starts_with("nothing in kernel `k` runs op `scale` at bf16 on `gpu`")
+                && text.contains("\n  `a0`: built for `sm_80`"),
+            "{text}"
+        );
+    }
+}

@@ -155,6 +155,12 @@ impl WgpuDevice {
         ))
     }
 
+    /// How many pipelines this device has compiled (each (artifact, entry
+    /// point) once, however often kernels are loaded).
+    pub fn compiled_pipelines(&self) -> usize {
+        lock(&self.shared.pipelines).len()
+    }
+
     /// The `wgpu::Buffer` behind `buffer`, if it is one of this device's.
     pub fn unwrap_buffer<'a>(&self, buffer: &'a Buffer) -> Option<&'a wgpu::Buffer> {
         (buffer.device() == self.shared.id)
