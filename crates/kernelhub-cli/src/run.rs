@@ -34,6 +34,9 @@ pub(crate) struct RunArgs {
     /// Only these dtypes [default: every dtype the device runs]
     #[arg(long, value_parser = parse_dtype)]
     dtype: Vec<Dtype>,
+    /// One JSON object per op on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_dtype(text: &str) -> Result<Dtype, String> {
@@ -63,11 +66,13 @@ pub(crate) fn run(args: RunArgs) -> CliResult {
         at_least: Duration::from_millis(args.time),
     };
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<18} {:<5} {:<20} {:<7} {:<34} {:>10} {:>9} {:>10}  result",
-        "op", "dtype", "size", "backend", "device", "max error", "GB/s", "us/launch"
-    )?;
+    if !args.json {
+        writeln!(
+            out,
+            "{:<18} {:<5} {:<20} {:<7} {:<34} {:>10} {:>9} {:>10}  result",
+            "op", "dtype", "size", "backend", "device", "max error", "GB/s", "us/launch"
+        )?;
+    }
     let mut failures = 0usize;
     let mut notes: Vec<String> = Vec::new();
     for source in &sources {
@@ -97,6 +102,25 @@ pub(crate) fn run(args: RunArgs) -> CliResult {
                 exercise::exercise(device.as_ref(), op.as_ref(), args.tokens, timing)
             });
             match measured {
+                Ok(m) if args.json => {
+                    failures += usize::from(m.mismatches != 0);
+                    let line = serde_json::json!({
+                        "op": m.op,
+                        "dtype": m.dtype.to_string(),
+                        "size": m.size,
+                        "tokens": args.tokens,
+                        "backend": info.backend.to_string(),
+                        "device": info.name,
+                        "artifact": m.artifact,
+                        "max_error": m.max_error,
+                        "mismatches": m.mismatches,
+                        "bytes": m.bytes,
+                        "launches": m.launches,
+                        "us_per_launch": m.per_launch.as_secs_f64() * 1e6,
+                        "gb_per_s": m.bytes_per_second() / 1e9,
+                    });
+                    writeln!(out, "{line}")?;
+                }
                 Ok(m) => {
                     let ok = m.mismatches == 0;
                     failures += usize::from(!ok);

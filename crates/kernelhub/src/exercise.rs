@@ -159,11 +159,11 @@ pub fn compare(got: &[f32], expected: &[f32], dtype: Dtype) -> (f64, usize) {
     (max_error, mismatches)
 }
 
-/// Inputs uploaded for one op: the launch arguments' buffers, the output
-/// to read back and the CPU answer.
-struct Prepared {
+/// One op's inputs on a device: the launch arguments' buffers, the output
+/// to read back and the CPU reference's answer.
+pub struct Workload {
+    dtype: Dtype,
     buffers: Vec<Buffer>,
-    /// For each parameter: `Some(buffer index)` for tensors, else the scalar.
     params: Vec<Param>,
     output: usize,
     expected: Vec<f32>,
@@ -171,9 +171,52 @@ struct Prepared {
     bytes: u64,
 }
 
+/// A parameter: a tensor (index into the buffers, dtype) or a scalar.
 enum Param {
     Tensor(usize, Dtype),
     Scalar(kernelhub_runtime::args::Scalar),
+}
+
+impl Workload {
+    /// Random inputs for `op` at `dtype` with `tokens` rows, uploaded to
+    /// `device`, and the CPU reference's answer.
+    pub fn new(
+        device: &dyn Device,
+        op: &str,
+        dtype: Dtype,
+        tokens: u32,
+    ) -> Result<Self, RuntimeError> {
+        prepare(device, op, dtype, tokens)
+    }
+
+    /// The launch arguments, in parameter order.
+    pub fn args(&self) -> Vec<Arg<'_>> {
+        self.params
+            .iter()
+            .map(|p| match p {
+                Param::Tensor(i, dtype) => Arg::tensor(&self.buffers[*i], *dtype),
+                Param::Scalar(s) => Arg::Scalar(*s),
+            })
+            .collect()
+    }
+
+    /// Bytes one launch must read and write.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The shape, for reports.
+    pub fn size(&self) -> &str {
+        &self.size
+    }
+
+    /// Reads the output back and compares it with the reference: the
+    /// largest error and the count of elements outside [`tolerance`].
+    pub fn compare(&self, device: &dyn Device) -> Result<(f64, usize), RuntimeError> {
+        let output = &self.buffers[self.output];
+        let got = decode(&device.download(output, 0, output.len())?, self.dtype);
+        Ok(compare(&got, &self.expected, self.dtype))
+    }
 }
 
 /// Runs `op` once, checks it, then times it.
@@ -184,19 +227,10 @@ pub fn exercise(
     timing: Timing,
 ) -> Result<Measurement, RuntimeError> {
     let dtype = op.dtype();
-    let prepared = prepare(device, op.name(), dtype, tokens)?;
-    let args: Vec<Arg<'_>> = prepared
-        .params
-        .iter()
-        .map(|p| match p {
-            Param::Tensor(i, dtype) => Arg::tensor(&prepared.buffers[*i], *dtype),
-            Param::Scalar(s) => Arg::Scalar(*s),
-        })
-        .collect();
+    let workload = Workload::new(device, op.name(), dtype, tokens)?;
+    let args = workload.args();
     op.launch(&args)?;
-    let output = &prepared.buffers[prepared.output];
-    let got = decode(&device.download(output, 0, output.len())?, dtype);
-    let (max_error, mismatches) = compare(&got, &prepared.expected, dtype);
+    let (max_error, mismatches) = workload.compare(device)?;
     // Time: one launch to estimate, then enough launches for `at_least`.
     let start = Instant::now();
     op.launch(&args)?;
@@ -214,11 +248,11 @@ pub fn exercise(
     Ok(Measurement {
         op: op.name().to_string(),
         dtype,
-        size: prepared.size,
+        size: workload.size.clone(),
         artifact: op.artifact().to_string(),
         max_error,
         mismatches,
-        bytes: prepared.bytes,
+        bytes: workload.bytes,
         launches,
         per_launch,
     })
@@ -229,7 +263,7 @@ fn prepare(
     op: &str,
     dtype: Dtype,
     tokens: u32,
-) -> Result<Prepared, RuntimeError> {
+) -> Result<Workload, RuntimeError> {
     use kernelhub_runtime::args::Scalar::{F32, U32};
     let t = tokens as usize;
     let element = dtype.size() as u64;
@@ -251,7 +285,8 @@ fn prepare(
                 _ => reference::gelu_tanh_and_mul,
             };
             cpu(&mut expected, &values, t, d);
-            Prepared {
+            Workload {
+                dtype,
                 params: vec![
                     Param::Tensor(out, dtype),
                     Param::Tensor(input, dtype),
@@ -272,7 +307,8 @@ fn prepare(
             let (weight, weights) = upload(&random(hidden, 3))?;
             let mut expected = vec![0.0; t * hidden];
             reference::rms_norm(&mut expected, &values, &weights, 1e-6, t, hidden);
-            Prepared {
+            Workload {
+                dtype,
                 params: vec![
                     Param::Tensor(out, dtype),
                     Param::Tensor(input, dtype),
@@ -322,7 +358,8 @@ fn prepare(
             let (cache, cache_rounded) = upload(&cache_values)?;
             reference::rotary(&positions, &mut q, &mut k, &cache_rounded, g);
             // The check reads the query; the key goes the same way.
-            Prepared {
+            Workload {
+                dtype,
                 params: vec![
                     Param::Tensor(positions_buffer, Dtype::U32),
                     Param::Tensor(query, dtype),
@@ -349,7 +386,8 @@ fn prepare(
             let (input, values) = upload(&random(t * cols, 6))?;
             let mut expected = vec![0.0; t * cols];
             reference::softmax(&mut expected, &values, t, cols);
-            Prepared {
+            Workload {
+                dtype,
                 params: vec![
                     Param::Tensor(out, dtype),
                     Param::Tensor(input, dtype),
@@ -370,7 +408,7 @@ fn prepare(
             )));
         }
     };
-    Ok(Prepared {
+    Ok(Workload {
         buffers,
         ..prepared
     })
