@@ -271,3 +271,78 @@ fn a_kernel_whose_manifest_is_broken_names_the_file() {
         "{missing}"
     );
 }
+
+#[test]
+fn a_locked_kernel_loads_from_the_hub_cache_and_a_corrupt_file_is_refused() {
+    use kernelhub_hub::cache::{HubCache, PinnedFile};
+    use kernelhub_manifest::lock::LockedKernel;
+    use kernelhub_manifest::project::RepoType;
+    use kernelhub_manifest::{KernelManifest, Strictness};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = HubCache::new(dir.path());
+    let embedded = kernelhub::embedded::find("activation").unwrap();
+    let manifest_bytes = embedded.file("kernel.toml").unwrap();
+    let locked = LockedKernel {
+        name: "activation".into(),
+        repo: "kernelhub/activation".into(),
+        repo_type: RepoType::Kernel,
+        reference: "v0.1.0".into(),
+        commit: "0123456789abcdef0123456789abcdef01234567".into(),
+        manifest_sha256: Sha256Digest::of(manifest_bytes),
+    };
+    cache
+        .install_verified(&PinnedFile::manifest(&locked), manifest_bytes)
+        .unwrap();
+    let manifest = KernelManifest::parse(
+        std::str::from_utf8(manifest_bytes).unwrap(),
+        Path::new("kernel.toml"),
+        Strictness::Load,
+    )
+    .value
+    .unwrap();
+    for artifact in &manifest.artifacts {
+        let bytes = embedded.file(artifact.path.get_ref()).unwrap();
+        cache
+            .install_verified(&PinnedFile::artifact(&locked, artifact), bytes)
+            .unwrap();
+    }
+    let source = KernelSource::Cached {
+        cache: cache.clone(),
+        kernel: locked.clone(),
+    };
+    let kernel = hub().load(&source).unwrap();
+    let device = kernel.device();
+    let input = device.upload(&bytes(&[1.0, 2.0])).unwrap();
+    let out = device.alloc(4).unwrap();
+    kernel
+        .op("silu_and_mul", Dtype::F32)
+        .unwrap()
+        .launch(&[
+            Arg::tensor(&out, Dtype::F32),
+            Arg::tensor(&input, Dtype::F32),
+            1u32.into(),
+            1u32.into(),
+        ])
+        .unwrap();
+    let got = floats(&device.download(&out, 0, 4).unwrap())[0];
+    assert!((got - 2.0 * 0.731_058_6).abs() < 1e-5, "{got}");
+
+    // One flipped byte in the cached WGSL: refused, nothing loaded.
+    let wgsl = manifest
+        .artifacts
+        .iter()
+        .find(|a| a.path.get_ref() == "wgsl/activation_f32.wgsl")
+        .unwrap();
+    let path = cache.snapshot_path(&PinnedFile::artifact(&locked, wgsl));
+    let mut corrupt = std::fs::read(&path).unwrap();
+    corrupt[10] ^= 0x20;
+    let real = std::fs::canonicalize(&path).unwrap();
+    std::fs::remove_file(&real).unwrap();
+    std::fs::write(&real, corrupt).unwrap();
+    let error = hub().load(&source).err().unwrap().to_string();
+    assert!(
+        error.contains("wgsl/activation_f32.wgsl") && error.contains("Expected"),
+        "{error}"
+    );
+}
