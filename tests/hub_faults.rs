@@ -42,6 +42,7 @@ fn run(settings: &Settings, lock: &Lockfile) -> Result<kernelhub_hub::fetch::Fet
         client.as_ref(),
         &cache,
         lock,
+        &Default::default(),
         &Platforms::These(vec![Platform::Wgpu]),
         4,
         &Quiet,

@@ -311,6 +311,7 @@ pub fn scale_repo(wgsl: Vec<u8>) -> (FaultServer, kernelhub_manifest::Lockfile) 
             reference: "v1.0.0".into(),
             commit: COMMIT.into(),
             manifest_sha256: kernelhub_manifest::hash::Sha256Digest::of(&manifest),
+            signature: None,
         }],
         hf: Vec::new(),
     };

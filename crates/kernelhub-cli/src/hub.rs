@@ -18,6 +18,7 @@ use kernelhub_manifest::Strictness;
 use kernelhub_manifest::lock::Lockfile;
 use kernelhub_manifest::project::{ProjectManifest, RepoType};
 use kernelhub_manifest::select::Platform;
+use kernelhub_manifest::trust::TrustPolicy;
 
 use crate::{Outcome, eprint};
 
@@ -383,6 +384,7 @@ type Fetched = (FetchReport, Vec<(String, Vec<FetchedVariant>)>);
 fn run_fetch(
     settings: &Settings,
     lock: &Lockfile,
+    trust: &TrustPolicy,
     platforms: &Platforms,
     jobs: usize,
 ) -> Result<Fetched, Box<dyn std::error::Error>> {
@@ -394,6 +396,7 @@ fn run_fetch(
         client.as_ref(),
         &cache,
         lock,
+        trust,
         platforms,
         jobs,
         &bar,
@@ -459,7 +462,8 @@ pub(crate) fn fetch(args: FetchArgs) -> CliResult {
         }
     }
     let platforms = args.targets.platforms();
-    let (report, hf) = run_fetch(&settings, &lock, &platforms, args.jobs)?;
+    let trust = project.map(|p| p.trust).unwrap_or_default();
+    let (report, hf) = run_fetch(&settings, &lock, &trust, &platforms, args.jobs)?;
     for kernel in &report.kernels {
         for (platform, op, dtype) in &kernel.uncovered {
             status(
@@ -574,7 +578,8 @@ pub(crate) fn verify(args: VerifyArgs) -> CliResult {
     if args.repair && !report.is_clean() {
         print_problems(&report);
         let broken = report.missing.len() + report.corrupt.len();
-        let (fetched, hf) = run_fetch(&settings, &lock, &platforms, 8)?;
+        let trust = project.map(|p| p.trust).unwrap_or_default();
+        let (fetched, hf) = run_fetch(&settings, &lock, &trust, &platforms, 8)?;
         report = verify_all(&cache, &lock, &platforms, threads)?;
         // A missing link to a blob that still verifies is relinked, not downloaded.
         status(
@@ -668,7 +673,10 @@ pub(crate) fn bundle(command: BundleCommand) -> CliResult {
                 }
             };
             let cache = HubCache::new(&settings.cache_dir);
-            let (lock, summary) = bundle::import(&cache, &args.bundle, expected.as_ref())?;
+            let trust = read_project(&args.hub.project)?
+                .map(|p| p.trust)
+                .unwrap_or_default();
+            let (lock, summary) = bundle::import(&cache, &args.bundle, expected.as_ref(), &trust)?;
             if let Some(path) = &args.write_lock {
                 write_atomically(path, &lock.to_toml())?;
             }

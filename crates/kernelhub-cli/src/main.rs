@@ -7,6 +7,7 @@ mod hf;
 mod hub;
 mod manifest;
 mod run;
+mod sign;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ enum Command {
     /// Maintain a kernel.toml.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Sign a kernel.toml with a minisign key (writes kernel.toml.minisig).
+    Sign(sign::SignArgs),
     /// Resolve kernels.toml into kernels.lock (commits and manifest hashes).
     Lock(hub::LockArgs),
     /// Download and verify what kernels.lock pins, for this machine or named platforms.
@@ -135,6 +138,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Doctor(args) => run::doctor(args),
         Command::Check(args) => check::run(args),
+        Command::Sign(args) => sign::run(args),
         Command::Manifest(ManifestCommand::Update(args)) => manifest::update(args),
         Command::Lock(args) => hub::lock(args),
         Command::Fetch(args) => hub::fetch(args),

@@ -253,6 +253,10 @@ pub(crate) fn doctor(args: DoctorArgs) -> CliResult {
             .map(|kernel| KernelSource::Cached {
                 cache: HubCache::new(&settings.cache_dir),
                 kernel,
+                trust: project
+                    .as_ref()
+                    .map(|p| p.trust.clone())
+                    .unwrap_or_default(),
             })
             .collect()
     } else {

@@ -31,6 +31,8 @@ use kernelhub_manifest::lock::{LockedHf, LockedKernel, LockedVariant, Lockfile};
 use kernelhub_manifest::project::RepoType;
 use kernelhub_manifest::{KernelManifest, MAX_FILE_SIZE, Strictness};
 
+use kernelhub_manifest::trust::{SIGNATURE_FILE, TrustPolicy};
+
 use crate::cache::{HubCache, MANIFEST, PinnedFile, hash_limited, parse_manifest};
 use crate::error::Error;
 use crate::fetch::{Platforms, chosen_artifacts};
@@ -138,11 +140,13 @@ fn entry_name(file: &PinnedFile) -> String {
 /// Verifies every file of `bundle` and, only if all do, installs them into
 /// `cache`. With `expected`, the bundle's lock must pin exactly the same, and
 /// `refs/` are written; without it the bundle's own lock is the root of
-/// trust, so only content-addressed files are installed.
+/// trust, so only content-addressed files are installed. Each manifest's
+/// signature must satisfy `trust` before anything is installed.
 pub fn import(
     cache: &HubCache,
     bundle: &Path,
     expected: Option<&Lockfile>,
+    trust: &TrustPolicy,
 ) -> Result<(Lockfile, BundleSummary), Error> {
     let refuse = |reason: String| Error::BundleRefused {
         bundle: bundle.to_path_buf(),
@@ -210,6 +214,11 @@ pub fn import(
                     PinnedFile::manifest(locked),
                     Kind::Manifest(repo_key(locked)),
                 )
+            } else if path == SIGNATURE_FILE {
+                let file = PinnedFile::signature(locked).ok_or_else(|| {
+                    refuse(format!("`{name}` is a signature its lock does not record"))
+                })?;
+                (file, Kind::Plain)
             } else {
                 let manifest = manifests.get(&repo_key(locked)).ok_or_else(|| {
                     refuse(format!("`{name}` comes before its kernel's `{MANIFEST}`"))
@@ -327,6 +336,28 @@ pub fn import(
             "it lacks the `{MANIFEST}` of `{}`",
             missing.name
         )));
+    }
+    // Every signature the policy asks for, checked on the staged bytes.
+    for locked in &lock.kernels {
+        if !trust.requires_signature(&locked.repo) {
+            continue;
+        }
+        let staged_bytes = |file: &PinnedFile| -> Result<Option<Vec<u8>>, Error> {
+            match staged.iter().find(|(f, _)| f == file) {
+                Some((_, path)) => Ok(Some(fs::read(path)?)),
+                None => Ok(None),
+            }
+        };
+        let manifest = staged_bytes(&PinnedFile::manifest(locked))?.unwrap_or_default();
+        let signature = match PinnedFile::signature(locked) {
+            Some(file) => Some(staged_bytes(&file)?.ok_or_else(|| {
+                refuse(format!("it lacks `{SIGNATURE_FILE}` of `{}`", locked.repo))
+            })?),
+            None => None,
+        };
+        trust
+            .check(&locked.repo, &manifest, signature.as_deref())
+            .map_err(|e| refuse(format!("{e} (hint: {})", e.hint())))?;
     }
     // Everything verified: install. Hugging Face variants go in as blobs,
     // then each variant folder is linked in one step.

@@ -105,6 +105,18 @@ impl PinnedFile {
         }
     }
 
+    /// The signature of `kernel.toml`, when the lock records one.
+    pub fn signature(locked: &LockedKernel) -> Option<Self> {
+        locked.signature.map(|signature| PinnedFile {
+            repo_type: locked.repo_type,
+            repo: locked.repo.clone(),
+            commit: locked.commit.clone(),
+            path: kernelhub_manifest::trust::SIGNATURE_FILE.to_string(),
+            checksum: Checksum::Sha256(signature.sha256),
+            size: Size::Manifest,
+        })
+    }
+
     /// An artifact of the kernel `locked` pins.
     pub fn artifact(locked: &LockedKernel, artifact: &Artifact) -> Self {
         PinnedFile {

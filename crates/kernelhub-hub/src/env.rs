@@ -30,3 +30,6 @@ pub const KERNELHUB_BACKEND: &str = "KERNELHUB_BACKEND";
 /// Picks the wgpu adapter whose name contains this text (case-insensitive),
 /// as wgpu's own examples do.
 pub const WGPU_ADAPTER_NAME: &str = "WGPU_ADAPTER_NAME";
+/// The password of an encrypted minisign secret key for `kernelhub sign`
+/// (without it, kernelhub prompts).
+pub const KERNELHUB_SIGNING_PASSWORD: &str = "KERNELHUB_SIGNING_PASSWORD";

@@ -111,6 +111,19 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A manifest the trust policy does not accept.
+    #[error("{0}\n  hint: {hint}", hint = .0.hint())]
+    Trust(#[from] kernelhub_manifest::trust::TrustError),
+    /// The policy wants a signature the lock does not record.
+    #[error(
+        "`kernels.toml` requires `{repo}` to be signed, but `kernels.lock` records no signature for `{name}`\n  hint: run `kernelhub lock --update {name}` to check and record its signature"
+    )]
+    SignatureNotLocked {
+        /// Dependency name.
+        name: String,
+        /// `owner/name`.
+        repo: String,
+    },
     /// Several files failed; each is listed.
     #[error("{} file(s) failed:\n{}", .0.len(), list(.0))]
     Several(Vec<Error>),

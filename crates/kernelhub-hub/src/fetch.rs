@@ -14,6 +14,7 @@ use kernelhub_manifest::KernelManifest;
 use kernelhub_manifest::kernel::Dtype;
 use kernelhub_manifest::lock::{LockedKernel, Lockfile};
 use kernelhub_manifest::select::{Platform, select};
+use kernelhub_manifest::trust::TrustPolicy;
 
 use crate::cache::{FileState, HubCache, PinnedFile};
 use crate::client::{HubClient, RemoteFile, Sink};
@@ -92,8 +93,9 @@ impl FetchReport {
     }
 }
 
-/// The artifacts of `manifest` that `platforms` would use, and the
-/// (platform, op, dtype) nothing covers.
+/// The files besides `kernel.toml` that `platforms` need: the manifest's
+/// signature when the lock records one, then the artifacts they would use;
+/// and the (platform, op, dtype) nothing covers.
 pub fn chosen_artifacts(
     locked: &LockedKernel,
     manifest: &KernelManifest,
@@ -118,19 +120,25 @@ pub fn chosen_artifacts(
     }
     indices.sort_unstable();
     indices.dedup();
-    let files = indices
+    let files = PinnedFile::signature(locked)
         .into_iter()
-        .map(|i| PinnedFile::artifact(locked, &manifest.artifacts[i]))
+        .chain(
+            indices
+                .into_iter()
+                .map(|i| PinnedFile::artifact(locked, &manifest.artifacts[i])),
+        )
         .collect();
     (files, uncovered)
 }
 
 /// Fetches what `lock` pins for `platforms` into `cache`. With no client
-/// (offline) it only checks that everything is already there.
+/// (offline) it only checks that everything is already there. Each
+/// manifest's signature is then checked against `trust`.
 pub async fn fetch(
     client: Option<&HubClient>,
     cache: &HubCache,
     lock: &Lockfile,
+    trust: &TrustPolicy,
     platforms: &Platforms,
     jobs: usize,
     observer: &dyn Observer,
@@ -203,6 +211,13 @@ pub async fn fetch(
     }
     for kernel in &mut kernels {
         kernel.files[1..].sort_by(|a, b| a.0.path.cmp(&b.0.path));
+    }
+    if errors.is_empty() {
+        for kernel in &kernels {
+            if let Err(error) = crate::signed::check_cached(cache, &kernel.locked, trust) {
+                errors.push(error);
+            }
+        }
     }
     match errors.len() {
         0 => Ok(FetchReport { kernels }),

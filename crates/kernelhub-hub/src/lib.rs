@@ -30,6 +30,7 @@ pub mod hf_digest;
 pub mod platform;
 pub mod resolve;
 pub mod settings;
+pub mod signed;
 pub mod verify;
 
 pub use cache::{HubCache, PinnedFile};

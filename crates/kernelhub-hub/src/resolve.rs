@@ -8,13 +8,20 @@
 //! broken manifest would be useless) and kept in the cache, so the `fetch`
 //! that usually follows does not download it again.
 //!
+//! Where the `[trust]` policy asks for a signature, `kernel.toml.minisig` is
+//! downloaded too, checked against the trusted keys and recorded
+//! (`signed_by`, `signature_sha256`); a manifest the policy refuses is never
+//! locked.
+//!
 //! An existing lock is honoured: an entry whose repo and requirement still
-//! agree with `kernels.toml` is kept exactly, unless `--update` names it.
+//! agree with `kernels.toml`, and whose recorded signature the policy still
+//! accepts, is kept exactly, unless `--update` names it.
 
 use futures::future::join_all;
 use kernelhub_manifest::hash::Sha256Digest;
-use kernelhub_manifest::lock::{LockHead, LockedHf, LockedKernel, Lockfile};
+use kernelhub_manifest::lock::{LockHead, LockedHf, LockedKernel, LockedSignature, Lockfile};
 use kernelhub_manifest::project::{Dependency, Layout, ProjectManifest, RepoType, Revision};
+use kernelhub_manifest::trust::{MAX_SIGNATURE_SIZE, SIGNATURE_FILE, TrustPolicy};
 
 use crate::cache::{HubCache, MANIFEST, PinnedFile, Size, parse_manifest};
 use crate::checksum::Algorithm;
@@ -88,6 +95,7 @@ pub fn stale_entries(
 fn keep<'a>(
     dependency: &Dependency,
     default_repo_type: RepoType,
+    trust: &TrustPolicy,
     previous: Option<&'a Lockfile>,
     update: &Update,
 ) -> Option<&'a LockedKernel> {
@@ -100,7 +108,20 @@ fn keep<'a>(
         .kernels
         .iter()
         .find(|k| k.name == *dependency.name.get_ref())?;
-    (is_current(dependency, default_repo_type, entry.head()) && !moving).then_some(entry)
+    (is_current(dependency, default_repo_type, entry.head())
+        && still_trusted(entry, trust)
+        && !moving)
+        .then_some(entry)
+}
+
+/// Whether the signature a lock entry records satisfies `trust` today: a key
+/// removed from the policy, or a signature newly required, moves the entry.
+fn still_trusted(entry: &LockedKernel, trust: &TrustPolicy) -> bool {
+    match (trust.keys_for(&entry.repo), entry.signature) {
+        (Some((_, keys)), Some(signature)) => keys.iter().any(|k| k.id == signature.key),
+        (Some(_), None) => false,
+        (None, _) => !trust.require_signatures,
+    }
 }
 
 /// Resolves every dependency of `project`, keeping what `previous` allows.
@@ -129,10 +150,16 @@ pub async fn lock(
             .repo_type
             .as_ref()
             .map_or(default_repo_type, |r| *r.get_ref());
-        if let Some(entry) = keep(dependency, default_repo_type, previous, update) {
+        if let Some(entry) = keep(
+            dependency,
+            default_repo_type,
+            &project.trust,
+            previous,
+            update,
+        ) {
             return Ok(entry.clone());
         }
-        resolve_one(client, cache, dependency, repo_type).await
+        resolve_one(client, cache, dependency, repo_type, &project.trust).await
     });
     let mut kernels = Vec::new();
     let mut errors = Vec::new();
@@ -157,6 +184,7 @@ async fn resolve_one(
     cache: &HubCache,
     dependency: &Dependency,
     repo_type: RepoType,
+    trust: &TrustPolicy,
 ) -> Result<LockedKernel, Error> {
     let name = dependency.name.get_ref();
     let repo = dependency.repo.get_ref();
@@ -205,6 +233,46 @@ async fn resolve_one(
         size: Size::Manifest,
     };
     parse_manifest(&bytes, &pinned)?;
+    let signature = if trust.requires_signature(repo) {
+        let mut signature_bytes = Vec::new();
+        let remote = RemoteFile {
+            repo_type,
+            repo,
+            revision: &commit,
+            path: SIGNATURE_FILE,
+        };
+        let signature = match client
+            .download(
+                &remote,
+                Algorithm::Sha256,
+                MAX_SIGNATURE_SIZE,
+                &mut signature_bytes,
+            )
+            .await
+        {
+            Ok(_) => Some(signature_bytes),
+            Err(Error::FileNotFound { .. }) => None,
+            Err(other) => return Err(other),
+        };
+        match (trust.check(repo, &bytes, signature.as_deref())?, signature) {
+            (Some(key), Some(signature_bytes)) => {
+                let sha256 = Sha256Digest::of(&signature_bytes);
+                let file = PinnedFile {
+                    repo_type,
+                    repo: repo.clone(),
+                    commit: commit.clone(),
+                    path: SIGNATURE_FILE.to_string(),
+                    checksum: crate::checksum::Checksum::Sha256(sha256),
+                    size: Size::Manifest,
+                };
+                cache.install_verified(&file, &signature_bytes)?;
+                Some(LockedSignature { key, sha256 })
+            }
+            _ => None,
+        }
+    } else {
+        None
+    };
     cache.install_verified(&pinned, &bytes)?;
     let locked = LockedKernel {
         name: name.clone(),
@@ -213,6 +281,7 @@ async fn resolve_one(
         reference,
         commit,
         manifest_sha256: Sha256Digest::of(&bytes),
+        signature,
     };
     cache.write_ref(&locked)?;
     Ok(locked)

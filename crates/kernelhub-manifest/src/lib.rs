@@ -6,6 +6,8 @@
 //!   kernels it depends on.
 //! - [`Lockfile`] — `kernels.lock`: the commit and manifest hash each
 //!   dependency resolved to.
+//! - [`trust`] — the `[trust]` policy of `kernels.toml` and the minisign
+//!   signatures of `kernel.toml` it checks, offline.
 //!
 //! Reading never stops at the first problem: every function returns the value
 //! it could build plus [`Diagnostic`]s with file, span and hint. [`check`]
@@ -57,6 +59,7 @@ pub mod project;
 mod reader;
 pub mod select;
 pub mod target;
+pub mod trust;
 pub mod update;
 pub mod validate;
 

@@ -14,6 +14,7 @@ use crate::hash::Sha256Digest;
 use crate::kernel::{Parsed, Strictness, read_schema};
 use crate::project::{RepoType, is_commit, is_ref_name, is_repo_id};
 use crate::reader::{self, Ctx, Fields, Hint, Node};
+use crate::trust::KeyId;
 
 /// A parsed `kernels.lock`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -131,6 +132,19 @@ pub struct LockedKernel {
     pub commit: String,
     /// SHA-256 of `kernel.toml` at that commit.
     pub manifest_sha256: Sha256Digest,
+    /// Who signed `kernel.toml`, when the trust policy asked for a signature.
+    pub signature: Option<LockedSignature>,
+}
+
+/// The signature of a locked `kernel.toml`: `signed_by` and
+/// `signature_sha256` in the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockedSignature {
+    /// The key that signed it.
+    pub key: KeyId,
+    /// SHA-256 of `kernel.toml.minisig`, which pins the signature file like
+    /// every other file.
+    pub sha256: Sha256Digest,
 }
 
 const HEADER: &str = "# This file is written by `kernelhub lock`. Do not edit it by hand.\n";
@@ -209,6 +223,13 @@ impl Lockfile {
                 quote(&k.commit),
                 k.manifest_sha256
             );
+            if let Some(signature) = &k.signature {
+                let _ = write!(
+                    out,
+                    "signed_by = \"{}\"\nsignature_sha256 = \"{}\"\n",
+                    signature.key, signature.sha256
+                );
+            }
         }
         let mut hf: Vec<&LockedHf> = self.hf.iter().collect();
         hf.sort_by(|a, b| a.name.cmp(&b.name));
@@ -264,6 +285,14 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<S
     let manifest_sha256 = (table == "kernel")
         .then(|| text(ctx, "manifest_sha256"))
         .flatten();
+    let signed_by = fields
+        .get("signed_by")
+        .filter(|_| table == "kernel")
+        .and_then(|n| reader::string(ctx, n, "signed_by"));
+    let signature_sha256 = fields
+        .get("signature_sha256")
+        .filter(|_| table == "kernel")
+        .and_then(|n| reader::string(ctx, n, "signature_sha256"));
     let variants = if table == "hf" {
         fields
             .require(
@@ -324,6 +353,12 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<S
             } else {
                 "variants"
             },
+            if table == "kernel" { "signed_by" } else { "" },
+            if table == "kernel" {
+                "signature_sha256"
+            } else {
+                ""
+            },
             if table == "kernel" {
                 ""
             } else {
@@ -371,6 +406,38 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<S
         }
         digest
     });
+    let signature = match (signed_by, signature_sha256) {
+        (None, None) => None,
+        (Some(key), Some(sha)) => {
+            let id = key.get_ref().parse::<KeyId>();
+            let digest = Sha256Digest::from_hex(sha.get_ref());
+            if let Err(message) = &id {
+                ctx.error("invalid-key", key.span(), message.clone())
+                    .hint(hint);
+            }
+            if digest.is_none() {
+                ctx.error(
+                    "invalid-hash",
+                    sha.span(),
+                    format!("`{}` is not a SHA-256 digest", sha.get_ref()),
+                )
+                .hint(hint);
+            }
+            Some(LockedSignature {
+                key: id.ok()?,
+                sha256: digest?,
+            })
+        }
+        (Some(one), None) | (None, Some(one)) => {
+            ctx.error(
+                "missing-field",
+                one.span(),
+                "`signed_by` and `signature_sha256` come together".to_string(),
+            )
+            .hint(hint);
+            return None;
+        }
+    };
     let name = name?;
     let repo = repo.filter(|r| is_repo_id(r.get_ref()))?.into_inner();
     let reference = reference.filter(|r| is_ref_name(r.get_ref()))?.into_inner();
@@ -383,6 +450,7 @@ fn read_locked(ctx: &mut Ctx, node: &Node<'_>, table: &str) -> Option<(Spanned<S
             reference,
             commit,
             manifest_sha256: digest?,
+            signature,
         })
     } else {
         Entry::Hf(LockedHf {
@@ -453,6 +521,11 @@ mod tests {
             reference: "v0.1.2".into(),
             commit: "6f1c2d0e9b8a7f6e5d4c3b2a1f0e9d8c7b6a5f4e".into(),
             manifest_sha256: Sha256Digest::of(name.as_bytes()),
+            // The signed entry shows the signature fields round-trip.
+            signature: (name == "activation").then(|| LockedSignature {
+                key: KeyId(*b"\x01\x02\x03\x04\x05\x06\x07\x08"),
+                sha256: Sha256Digest::of(b"signature"),
+            }),
         }
     }
 
@@ -481,6 +554,10 @@ mod tests {
         };
         let text = lock.to_toml();
         assert!(text.find("activation").unwrap() < text.find("rotary").unwrap());
+        assert!(
+            text.contains("signed_by = \"0807060504030201\"\nsignature_sha256 = "),
+            "{text}"
+        );
         let parsed = Lockfile::parse(&text, Path::new("kernels.lock"), Strictness::Check);
         assert!(parsed.diagnostics.is_empty(), "{:?}", parsed.diagnostics);
         let read = parsed.value.unwrap();

@@ -10,6 +10,7 @@ use toml::Spanned;
 
 use crate::kernel::{Parsed, Strictness, read_schema};
 use crate::reader::{self, Ctx, Fields, Hint, Node};
+use crate::trust::{TrustPolicy, TrustedKey};
 
 /// A parsed `kernels.toml`.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +19,8 @@ pub struct ProjectManifest {
     pub schema: Spanned<u64>,
     /// The optional `[hub]` table.
     pub hub: HubSettings,
+    /// The optional `[trust]` table: who may sign each dependency.
+    pub trust: TrustPolicy,
     /// The `[dependencies]`, sorted by name.
     pub dependencies: Vec<Dependency>,
 }
@@ -146,6 +149,10 @@ impl ProjectManifest {
                 .get("hub")
                 .and_then(|node| read_hub(&mut ctx, node))
                 .unwrap_or_default();
+            let trust = fields
+                .get("trust")
+                .and_then(|node| read_trust(&mut ctx, node))
+                .unwrap_or_default();
             let mut dependencies: Vec<Dependency> = match fields.get("dependencies") {
                 Some(node) => match node.get_ref() {
                     toml::de::DeValue::Table(table) => table
@@ -166,10 +173,11 @@ impl ProjectManifest {
                 None => Vec::new(),
             };
             dependencies.sort_by(|a, b| a.name.get_ref().cmp(b.name.get_ref()));
-            fields.finish(&mut ctx, &["schema", "hub", "dependencies"]);
+            fields.finish(&mut ctx, &["schema", "hub", "trust", "dependencies"]);
             Some(ProjectManifest {
                 schema: schema?,
                 hub,
+                trust,
                 dependencies,
             })
         });
@@ -216,6 +224,63 @@ fn read_hub(ctx: &mut Ctx, node: &Node<'_>) -> Option<HubSettings> {
         endpoint,
         repo_type,
     })
+}
+
+/// `[trust]`: `require_signatures` and `[trust.keys]`, scope to key list.
+fn read_trust(ctx: &mut Ctx, node: &Node<'_>) -> Option<TrustPolicy> {
+    let mut fields = reader::table(ctx, node, "trust", "`[trust]`")?;
+    let require_signatures = fields
+        .get("require_signatures")
+        .and_then(|n| reader::boolean(ctx, n, "require_signatures"))
+        .unwrap_or(false);
+    let mut policy = TrustPolicy {
+        require_signatures,
+        keys: Default::default(),
+    };
+    if let Some(keys) = fields.get("keys") {
+        match keys.get_ref() {
+            toml::de::DeValue::Table(table) => {
+                for (scope, list) in table.iter() {
+                    let scope_name = scope.get_ref().to_string();
+                    if !is_repo_id(&scope_name) && !is_repo_id(&format!("{scope_name}/x")) {
+                        ctx.error(
+                            "invalid-scope",
+                            scope.span(),
+                            format!("`{scope_name}` is neither an owner nor an `owner/name` repo id"),
+                        )
+                        .hint("write an organisation (`kernelhub`) or a repo (`kernelhub/activation`)");
+                        continue;
+                    }
+                    let keys = reader::string_list(ctx, list, &scope_name, |ctx, text| {
+                        match TrustedKey::parse(text.get_ref()) {
+                            Ok(key) => Some(key),
+                            Err(message) => {
+                                ctx.error("invalid-key", text.span(), message).hint(
+                                    "paste the second line of the publisher's `minisign.pub`",
+                                );
+                                None
+                            }
+                        }
+                    });
+                    if keys.is_empty() {
+                        ctx.error(
+                            "missing-field",
+                            list.span(),
+                            format!("scope `{scope_name}` lists no key"),
+                        )
+                        .hint("list at least one minisign public key, or remove the scope");
+                        continue;
+                    }
+                    policy.keys.insert(scope_name, keys);
+                }
+            }
+            _ => {
+                reader::table(ctx, keys, "keys", "`[trust.keys]`");
+            }
+        }
+    }
+    fields.finish(ctx, &["require_signatures", "keys"]);
+    Some(policy)
 }
 
 /// Whether `repo` looks like a Hub repo id, `owner/name`.

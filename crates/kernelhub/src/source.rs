@@ -2,7 +2,8 @@
 //! reference kernels, a kernel repo checked out on disk, or the Hub cache
 //! at the commit a lock pins. Each source hands out bytes; the caller
 //! verifies every artifact against the manifest before a backend sees it
-//! (the Hub cache also checks the manifest against the lock).
+//! (the Hub cache also checks the manifest against the lock, and its
+//! signature against the trust policy).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use kernelhub_hub::cache::HubCache;
 use kernelhub_manifest::kernel::Artifact;
 use kernelhub_manifest::lock::LockedKernel;
+use kernelhub_manifest::trust::TrustPolicy;
 use kernelhub_manifest::{KernelManifest, Strictness};
 
 use crate::LoadError;
@@ -17,6 +19,8 @@ use crate::embedded;
 
 /// A kernel to load.
 #[derive(Debug, Clone)]
+// Built once per load and never stored in bulk: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum KernelSource {
     /// One of the reference kernels compiled into kernelhub (`activation`,
     /// `rmsnorm`, `rotary`, ...).
@@ -24,12 +28,15 @@ pub enum KernelSource {
     /// A kernel repo on disk: `kernel.toml` at its root, artifacts at the
     /// paths it names.
     Dir(PathBuf),
-    /// A locked kernel in the Hub cache (after `kernelhub fetch`).
+    /// A locked kernel in the Hub cache (after `kernelhub fetch`), its
+    /// signature checked against the project's `[trust]` policy.
     Cached {
         /// The cache.
         cache: HubCache,
         /// The lock entry.
         kernel: LockedKernel,
+        /// `kernels.toml`'s `[trust]` (the default asks for no signature).
+        trust: TrustPolicy,
     },
 }
 
@@ -81,10 +88,18 @@ impl KernelSource {
                 })?;
                 parse(&bytes, &file)
             }
-            KernelSource::Cached { cache, kernel } => cache
-                .load_manifest(kernel)
-                .map(Arc::new)
-                .map_err(|e| LoadError::Cache(Box::new(e))),
+            KernelSource::Cached {
+                cache,
+                kernel,
+                trust,
+            } => {
+                kernelhub_hub::signed::check_cached(cache, kernel, trust)
+                    .map_err(|e| LoadError::Cache(Box::new(e)))?;
+                cache
+                    .load_manifest(kernel)
+                    .map(Arc::new)
+                    .map_err(|e| LoadError::Cache(Box::new(e)))
+            }
         }
     }
 
@@ -104,7 +119,7 @@ impl KernelSource {
                 let file = dir.join(path);
                 std::fs::read(&file).map_err(|e| LoadError::Read { file, source: e })
             }
-            KernelSource::Cached { cache, kernel } => cache
+            KernelSource::Cached { cache, kernel, .. } => cache
                 .load_artifact(kernel, artifact)
                 .map_err(|e| LoadError::Cache(Box::new(e))),
         }

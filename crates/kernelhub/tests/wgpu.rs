@@ -290,6 +290,7 @@ fn a_locked_kernel_loads_from_the_hub_cache_and_a_corrupt_file_is_refused() {
         reference: "v0.1.0".into(),
         commit: "0123456789abcdef0123456789abcdef01234567".into(),
         manifest_sha256: Sha256Digest::of(manifest_bytes),
+        signature: None,
     };
     cache
         .install_verified(&PinnedFile::manifest(&locked), manifest_bytes)
@@ -310,6 +311,7 @@ fn a_locked_kernel_loads_from_the_hub_cache_and_a_corrupt_file_is_refused() {
     let source = KernelSource::Cached {
         cache: cache.clone(),
         kernel: locked.clone(),
+        trust: Default::default(),
     };
     let kernel = hub().load(&source).unwrap();
     let device = kernel.device();

@@ -1,0 +1,35 @@
+//! The trust policy applied to what the cache holds: a locked kernel's
+//! `kernel.toml` and `kernel.toml.minisig`, both verified against their pins
+//! first, then the signature against the keys `kernels.toml` trusts for the
+//! repo. `fetch`, `bundle import` and loads call this, offline.
+
+use kernelhub_manifest::lock::LockedKernel;
+use kernelhub_manifest::trust::{KeyId, TrustPolicy};
+
+use crate::cache::{HubCache, PinnedFile};
+use crate::error::Error;
+
+/// Checks the locked kernel's signature in `cache` against `policy`.
+/// `Ok(Some(key))`: signed by that trusted key; `Ok(None)`: the policy asks
+/// nothing of this repo.
+pub fn check_cached(
+    cache: &HubCache,
+    locked: &LockedKernel,
+    policy: &TrustPolicy,
+) -> Result<Option<KeyId>, Error> {
+    if !policy.requires_signature(&locked.repo) {
+        return Ok(None);
+    }
+    let manifest = cache.read_verified(&PinnedFile::manifest(locked))?;
+    let signature = match PinnedFile::signature(locked) {
+        Some(file) => Some(cache.read_verified(&file)?),
+        None if policy.keys_for(&locked.repo).is_some() => {
+            return Err(Error::SignatureNotLocked {
+                name: locked.name.clone(),
+                repo: locked.repo.clone(),
+            });
+        }
+        None => None,
+    };
+    Ok(policy.check(&locked.repo, &manifest, signature.as_deref())?)
+}
