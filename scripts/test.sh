@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: clang/lld rebuild the PTX and hsaco to prove the committed
 # artifacts are reproducible; openssl is the hashing benchmark's baseline;
+# minisign verifies kernelhub's signatures independently;
 # mesa-vulkan-drivers runs the WGSL kernels through wgpu without a GPU.
 sudo=""
 [[ $(id -u) -eq 0 ]] || sudo=sudo
@@ -15,6 +16,8 @@ missing=()
 command -v clang-15 >/dev/null || missing+=(clang-15)
 command -v ld.lld-15 >/dev/null || missing+=(lld-15)
 command -v openssl >/dev/null || missing+=(openssl)
+# The standalone minisign checks that kernelhub's signatures are minisign's.
+command -v minisign >/dev/null || missing+=(minisign)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 # Mesa's lavapipe: the Vulkan driver on the CPU that runs the WGSL kernels.
 [[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]] || missing+=(mesa-vulkan-drivers)

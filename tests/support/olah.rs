@@ -92,6 +92,17 @@ impl Olah {
     /// A server with one repo `kernels-test/<name>` per `(name, source)`,
     /// built from `kernels/<source>`, running `workers` processes.
     pub fn start(repos: &[(String, &str)], workers: u32) -> Olah {
+        Olah::start_with(repos, workers, &|_, _| {})
+    }
+
+    /// Like [`Olah::start`], calling `release(repo_dir, name)` after each
+    /// release's `kernel.toml` is written and before it is committed (to
+    /// sign it, say).
+    pub fn start_with(
+        repos: &[(String, &str)],
+        workers: u32,
+        release: &dyn Fn(&Path, &str),
+    ) -> Olah {
         let dir = tempfile::tempdir().expect("tempdir");
         let mirrors = dir.path().join("mirrors");
         for (name, source) in repos {
@@ -106,6 +117,7 @@ impl Olah {
                     1,
                 );
                 std::fs::write(repo.join("kernel.toml"), text).expect("write kernel.toml");
+                release(&repo, name);
                 git(&repo, &["add", "-A"]);
                 git(&repo, &["commit", "-q", "-m", tag]);
                 git(&repo, &["tag", tag]);

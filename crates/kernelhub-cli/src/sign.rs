@@ -101,13 +101,13 @@ pub(crate) fn run(args: SignArgs) -> Result<Outcome, Box<dyn std::error::Error>>
             .map_err(|_| "the secret key has no 8-byte key id")?,
     );
     // The Ed25519 secret key ends with its public key: check the signature
-    // with it, so a damaged key file never yields a signature nobody can verify.
+    // with it, so a damaged key file never yields a signature nobody can
+    // verify. Decrypted layout: algorithms and KDF parameters (54 bytes), the
+    // key id (8), the 64-byte secret key, a checksum (32).
+    let decrypted = secret.to_bytes();
     let mut public = b"Ed".to_vec();
     public.extend_from_slice(secret.keynum());
-    public.extend_from_slice(
-        raw.get(raw.len().saturating_sub(64)..raw.len().saturating_sub(32))
-            .unwrap_or_default(),
-    );
+    public.extend_from_slice(decrypted.get(94..126).unwrap_or_default());
     let public = base64::engine::general_purpose::STANDARD.encode(public);
     let checked = minisign_verify::PublicKey::from_base64(&public).and_then(|pk| {
         minisign_verify::Signature::decode(&signature)

@@ -670,3 +670,399 @@ fn verify_lists_corrupt_and_missing_files_and_repair_fetches_them() {
     let clean = project.ok(&["verify", "--target", "cuda:sm_80"]);
     assert!(clean.contains("0 missing, 0 corrupt"), "{clean}");
 }
+
+// ---- signatures: `[trust]`, `kernelhub sign`, checked offline ----
+
+/// A minisign key pair on disk: its public key (base64) and secret key file.
+struct Key {
+    public: String,
+    id: String,
+    secret: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Key {
+    fn new() -> Key {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
+        let secret = dir.path().join("key.sec");
+        std::fs::write(&secret, pair.sk.to_box(None).unwrap().into_string()).unwrap();
+        std::fs::write(
+            dir.path().join("key.pub"),
+            pair.pk.to_box().unwrap().into_string(),
+        )
+        .unwrap();
+        let public = pair.pk.to_base64();
+        let id = kernelhub_manifest::trust::TrustedKey::parse(&public)
+            .unwrap()
+            .id
+            .to_string();
+        Key {
+            public,
+            id,
+            secret,
+            _dir: dir,
+        }
+    }
+
+    /// Signs `dir/kernel.toml` with `kernelhub sign`.
+    fn sign(&self, dir: &Path) {
+        let output = Command::new(env!("CARGO_BIN_EXE_kernelhub"))
+            .args([
+                "sign",
+                dir.to_str().unwrap(),
+                "--key",
+                self.secret.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// Keys A (signs activation), B (signs rmsnorm) and R (a rotation key that
+/// signs nothing), and an olah whose rotary is unsigned.
+struct Signed {
+    a: Key,
+    b: Key,
+    r: Key,
+    olah: Olah,
+}
+
+fn signed() -> &'static Signed {
+    static SIGNED: std::sync::OnceLock<Signed> = std::sync::OnceLock::new();
+    SIGNED.get_or_init(|| {
+        let (a, b, r) = (Key::new(), Key::new(), Key::new());
+        let repos: Vec<(String, &str)> = ["activation", "rmsnorm", "rotary"]
+            .iter()
+            .map(|k| (k.to_string(), *k))
+            .collect();
+        let olah = Olah::start_with(&repos, 1, &|dir, name| match name {
+            "activation" => a.sign(dir),
+            "rmsnorm" => b.sign(dir),
+            _ => {}
+        });
+        Signed { a, b, r, olah }
+    })
+}
+
+fn trusting(trust: &str, dependencies: &str) -> Project {
+    Project::new(&format!(
+        "schema = 1\n[hub]\nendpoint = \"{}\"\nrepo_type = \"model\"\n\n{trust}\n[dependencies]\n{dependencies}\n",
+        signed().olah.endpoint
+    ))
+}
+
+fn failure(project: &Project, args: &[&str]) -> String {
+    let output = project.run(args);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?} should fail:\n{stderr}"
+    );
+    stderr
+}
+
+#[test]
+fn signed_kernels_lock_fetch_bundle_and_load_offline_and_minisign_agrees() {
+    let keys = signed();
+    let trust = format!(
+        "[trust.keys]\n\"kernels-test\" = [\"{}\", \"{}\"]\n",
+        keys.a.public, keys.r.public
+    );
+    let staging = trusting(
+        &trust,
+        "activation = { repo = \"kernels-test/activation\", version = \"^1\" }",
+    );
+    staging.ok(&["lock"]);
+    let lock = std::fs::read_to_string(staging.path().join("kernels.lock")).unwrap();
+    assert!(
+        lock.contains(&format!("signed_by = \"{}\"", keys.a.id)),
+        "{lock}"
+    );
+    assert!(lock.contains("signature_sha256 = \""), "{lock}");
+    staging.ok(&["fetch", "--target", "wgpu"]);
+    let snapshot = staging.snapshot("activation");
+    // The standalone minisign verifies what kernelhub verified.
+    let minisign = Command::new("minisign")
+        .args(["-V", "-m"])
+        .arg(snapshot.join("kernel.toml"))
+        .arg("-P")
+        .arg(&keys.a.public)
+        .output()
+        .expect("minisign is installed (scripts/test.sh installs it)");
+    assert!(
+        minisign.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minisign.stderr)
+    );
+    staging.ok(&["bundle", "create", "signed.tar.gz", "--target", "wgpu"]);
+
+    // Air-gapped: the same kernels.toml and lock, a fresh cache, offline.
+    let gapped = trusting(
+        &trust,
+        "activation = { repo = \"kernels-test/activation\", version = \"^1\" }",
+    );
+    std::fs::copy(
+        staging.path().join("kernels.lock"),
+        gapped.path().join("kernels.lock"),
+    )
+    .unwrap();
+    std::fs::copy(
+        staging.path().join("signed.tar.gz"),
+        gapped.path().join("signed.tar.gz"),
+    )
+    .unwrap();
+    let offline = |args: &[&str]| {
+        let output = gapped
+            .command(args)
+            .env("HF_HUB_OFFLINE", "1")
+            .env("HF_ENDPOINT", "http://127.0.0.1:9")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    for args in [
+        &["bundle", "import", "signed.tar.gz"][..],
+        &["fetch", "--target", "wgpu"][..],
+        &["verify", "--target", "wgpu"][..],
+    ] {
+        let (code, stderr) = offline(args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+    // An engine's load checks the signature too.
+    let locked = gapped.lock().kernels[0].clone();
+    let project = kernelhub_manifest::ProjectManifest::parse(
+        &std::fs::read_to_string(gapped.path().join("kernels.toml")).unwrap(),
+        Path::new("kernels.toml"),
+        Strictness::Load,
+    )
+    .value
+    .unwrap();
+    let source = |trust: kernelhub_manifest::trust::TrustPolicy| kernelhub::KernelSource::Cached {
+        cache: HubCache::new(&gapped.cache),
+        kernel: locked.clone(),
+        trust,
+    };
+    source(project.trust.clone())
+        .manifest()
+        .expect("signed by a trusted key");
+
+    // Key rotation: a policy that dropped key A refuses what A signed, at
+    // load, at fetch and at lock.
+    let rotated = format!("[trust.keys]\n\"kernels-test\" = [\"{}\"]\n", keys.r.public);
+    let only_r = kernelhub_manifest::ProjectManifest::parse(
+        &format!("schema = 1\n{rotated}"),
+        Path::new("kernels.toml"),
+        Strictness::Load,
+    )
+    .value
+    .unwrap();
+    let refused = source(only_r.trust).manifest().unwrap_err().to_string();
+    let expected = format!(
+        "is signed by key {}, which `kernels.toml` does not trust for it; it trusts key {} (scope `kernels-test`)",
+        keys.a.id, keys.r.id
+    );
+    assert!(refused.contains(&expected), "{refused}");
+    std::fs::write(
+        gapped.path().join("kernels.toml"),
+        format!("schema = 1\n{rotated}\n[dependencies]\nactivation = {{ repo = \"kernels-test/activation\", version = \"^1\" }}\n"),
+    )
+    .unwrap();
+    let (code, stderr) = offline(&["fetch", "--target", "wgpu"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains(&expected), "{stderr}");
+    std::fs::write(
+        staging.path().join("kernels.toml"),
+        format!(
+            "schema = 1\n[hub]\nendpoint = \"{}\"\nrepo_type = \"model\"\n{rotated}\n[dependencies]\nactivation = {{ repo = \"kernels-test/activation\", version = \"^1\" }}\n",
+            keys.olah.endpoint
+        ),
+    )
+    .unwrap();
+    let stderr = failure(&staging, &["lock"]);
+    assert!(
+        stderr.contains(&expected),
+        "the lock re-checks a key the policy dropped:\n{stderr}"
+    );
+}
+
+#[test]
+fn unsigned_and_wrongly_signed_kernels_are_refused_where_a_signature_is_required() {
+    let keys = signed();
+    let org_a = format!("[trust.keys]\n\"kernels-test\" = [\"{}\"]\n", keys.a.public);
+    // Signed by B, which the organisation's list lacks.
+    let project = trusting(
+        &org_a,
+        "rmsnorm = { repo = \"kernels-test/rmsnorm\", version = \"^1\" }",
+    );
+    let stderr = failure(&project, &["lock"]);
+    assert!(
+        stderr.contains(&format!(
+            "`kernel.toml` of `kernels-test/rmsnorm` is signed by key {}, which `kernels.toml` does not trust for it; it trusts key {} (scope `kernels-test`)",
+            keys.b.id, keys.a.id
+        )) && stderr.contains("hint: if the publisher rotated keys"),
+        "{stderr}"
+    );
+    assert!(
+        !project.path().join("kernels.lock").exists(),
+        "nothing is locked"
+    );
+    // Unsigned.
+    let project = trusting(
+        &org_a,
+        "rotary = { repo = \"kernels-test/rotary\", branch = \"main\" }",
+    );
+    let stderr = failure(&project, &["lock"]);
+    assert!(
+        stderr.contains(&format!(
+            "`kernels-test/rotary` publishes no `kernel.toml.minisig`, but `kernels.toml` requires its `kernel.toml` to be signed by key {} (scope `kernels-test`)",
+            keys.a.id
+        )),
+        "{stderr}"
+    );
+    // A repo's own list wins over its owner's.
+    let per_repo = format!(
+        "[trust.keys]\n\"kernels-test\" = [\"{}\"]\n\"kernels-test/rmsnorm\" = [\"{}\"]\n",
+        keys.a.public, keys.b.public
+    );
+    let project = trusting(
+        &per_repo,
+        "rmsnorm = { repo = \"kernels-test/rmsnorm\", version = \"^1\" }",
+    );
+    project.ok(&["lock"]);
+    assert_eq!(
+        project.lock().kernels[0].signature.unwrap().key.to_string(),
+        keys.b.id
+    );
+    // Everything required, no key for the scope.
+    let strict = format!(
+        "[trust]\nrequire_signatures = true\n[trust.keys]\nelsewhere = [\"{}\"]\n",
+        keys.a.public
+    );
+    let project = trusting(
+        &strict,
+        "rotary = { repo = \"kernels-test/rotary\", branch = \"main\" }",
+    );
+    let stderr = failure(&project, &["lock"]);
+    assert!(
+        stderr.contains("lists no key for `kernels-test/rotary` or `kernels-test`"),
+        "{stderr}"
+    );
+    // No policy: unsigned kernels lock as before, with no signature recorded.
+    let project = trusting(
+        "",
+        "rotary = { repo = \"kernels-test/rotary\", branch = \"main\" }",
+    );
+    project.ok(&["lock"]);
+    assert!(project.lock().kernels[0].signature.is_none());
+}
+
+#[test]
+fn an_attacker_with_the_lock_and_the_cache_cannot_swap_in_another_key() {
+    let keys = signed();
+    let trust = format!("[trust.keys]\n\"kernels-test\" = [\"{}\"]\n", keys.a.public);
+    let project = trusting(
+        &trust,
+        "activation = { repo = \"kernels-test/activation\", version = \"^1\" }",
+    );
+    project.ok(&["lock"]);
+    project.ok(&["fetch", "--target", "wgpu"]);
+    // B signs the same manifest; the attacker rewrites the lock's signature
+    // fields and the cached signature file to match.
+    let snapshot = project.snapshot("activation");
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        snapshot.join("kernel.toml"),
+        scratch.path().join("kernel.toml"),
+    )
+    .unwrap();
+    keys.b.sign(scratch.path());
+    let forged = std::fs::read(scratch.path().join("kernel.toml.minisig")).unwrap();
+    let signature = snapshot.join("kernel.toml.minisig");
+    std::fs::remove_file(&signature).unwrap();
+    std::fs::write(&signature, &forged).unwrap();
+    let mut lock = project.lock();
+    lock.kernels[0].signature = Some(kernelhub_manifest::lock::LockedSignature {
+        key: keys.b.id.parse().unwrap(),
+        sha256: Sha256Digest::of(&forged),
+    });
+    std::fs::write(project.path().join("kernels.lock"), lock.to_toml()).unwrap();
+    let stderr = failure(&project, &["fetch", "--offline", "--target", "wgpu"]);
+    assert!(
+        stderr.contains(&format!(
+            "is signed by key {}, which `kernels.toml` does not trust",
+            keys.b.id
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_encrypted_secret_key_signs_with_its_password_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let pair = minisign::KeyPair::generate_encrypted_keypair(Some("hunter2".into())).unwrap();
+    let secret = dir.path().join("key.sec");
+    std::fs::write(&secret, pair.sk.to_box(None).unwrap().into_string()).unwrap();
+    let repo = dir.path().join("activation");
+    std::fs::create_dir(&repo).unwrap();
+    std::fs::copy(
+        kernelhub_tests::olah::repo_root().join("kernels/activation/kernel.toml"),
+        repo.join("kernel.toml"),
+    )
+    .unwrap();
+    let sign = |password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_kernelhub"))
+            .args([
+                "sign",
+                repo.to_str().unwrap(),
+                "--key",
+                secret.to_str().unwrap(),
+            ])
+            .env("KERNELHUB_SIGNING_PASSWORD", password)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let wrong = sign("wrong");
+    assert_eq!(wrong.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        stderr.contains("Wrong password") || stderr.contains("the password is wrong"),
+        "{stderr}"
+    );
+    assert!(
+        !repo.join("kernel.toml.minisig").exists(),
+        "nothing written on failure"
+    );
+    let right = sign("hunter2");
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    let policy = kernelhub_manifest::trust::TrustPolicy {
+        require_signatures: true,
+        keys: [(
+            "kernels-test".to_string(),
+            vec![kernelhub_manifest::trust::TrustedKey::parse(&pair.pk.to_base64()).unwrap()],
+        )]
+        .into(),
+    };
+    let manifest = std::fs::read(repo.join("kernel.toml")).unwrap();
+    let signature = std::fs::read(repo.join("kernel.toml.minisig")).unwrap();
+    assert!(
+        policy
+            .check("kernels-test/activation", &manifest, Some(&signature))
+            .unwrap()
+            .is_some()
+    );
+}

@@ -241,18 +241,24 @@ async fn resolve_one(
             revision: &commit,
             path: SIGNATURE_FILE,
         };
-        let signature = match client
-            .download(
-                &remote,
-                Algorithm::Sha256,
-                MAX_SIGNATURE_SIZE,
-                &mut signature_bytes,
-            )
-            .await
+        // Asked through the API first: a Hub may answer a missing file with
+        // an error that is not a 404 (olah says 500), and a missing
+        // signature is an answer, not a failure.
+        let signature = if client
+            .has_root_file(repo_type, repo, &commit, SIGNATURE_FILE)
+            .await?
         {
-            Ok(_) => Some(signature_bytes),
-            Err(Error::FileNotFound { .. }) => None,
-            Err(other) => return Err(other),
+            client
+                .download(
+                    &remote,
+                    Algorithm::Sha256,
+                    MAX_SIGNATURE_SIZE,
+                    &mut signature_bytes,
+                )
+                .await?;
+            Some(signature_bytes)
+        } else {
+            None
         };
         match (trust.check(repo, &bytes, signature.as_deref())?, signature) {
             (Some(key), Some(signature_bytes)) => {
