@@ -282,6 +282,7 @@ impl ArtifactChecker<'_> {
             Format::Wgsl => self.check_wgsl(artifact, &file, bytes),
             // A fatbin's container layout is undocumented; its hash and size are checked above.
             Format::Fatbin => {}
+            Format::SharedLibrary => self.check_shared_library(artifact, &bytes),
         }
     }
 
@@ -451,6 +452,40 @@ impl ArtifactChecker<'_> {
             ),
             listed,
         );
+    }
+
+    /// A host library: an ELF shared object exporting every entry symbol.
+    fn check_shared_library(&mut self, artifact: &Artifact, bytes: &[u8]) {
+        use object::{Object, ObjectKind, ObjectSymbol};
+        let relative = artifact.path.get_ref();
+        let file = match object::File::parse(bytes) {
+            Ok(file) if file.kind() == ObjectKind::Dynamic => file,
+            _ => {
+                self.error(
+                    "invalid-elf",
+                    artifact.path.span(),
+                    format!("`{relative}` is not an ELF shared library"),
+                    "a `shared-library` artifact is a `.so` built with `-shared`",
+                );
+                return;
+            }
+        };
+        let exported: Vec<&str> = file
+            .dynamic_symbols()
+            .filter(|s| s.is_definition())
+            .filter_map(|s| s.name().ok())
+            .collect();
+        for entry in &artifact.entries {
+            let symbol = entry.symbol.get_ref();
+            if !exported.contains(&symbol.as_str()) {
+                self.error(
+                    "missing-symbol",
+                    entry.symbol.span(),
+                    format!("`{relative}` exports no symbol `{symbol}`"),
+                    "export it (`extern \"C\"`, default visibility) or fix `symbol`",
+                );
+            }
+        }
     }
 
     fn check_elf(&mut self, artifact: &Artifact, bytes: &[u8]) {

@@ -163,6 +163,9 @@ pub enum Format {
     Hsaco,
     /// WebGPU Shading Language source.
     Wgsl,
+    /// A host shared library (ELF `.so`) that drives the GPU itself: host
+    /// code, loaded only where `kernels.toml` allows it for the dependency.
+    SharedLibrary,
 }
 
 /// Optional wgpu capabilities a WGSL artifact needs.
@@ -278,7 +281,7 @@ macro_rules! names {
 names!(Dtype { F32 = "f32", F16 = "f16", Bf16 = "bf16", F64 = "f64", I8 = "i8", U8 = "u8", I32 = "i32", U32 = "u32", I64 = "i64" });
 names!(ScalarType { U32 = "u32", I32 = "i32", U64 = "u64", I64 = "i64", F32 = "f32" });
 names!(Backend { Cuda = "cuda", Rocm = "rocm", Wgpu = "wgpu" });
-names!(Format { Ptx = "ptx", Cubin = "cubin", Fatbin = "fatbin", Hsaco = "hsaco", Wgsl = "wgsl" });
+names!(Format { Ptx = "ptx", Cubin = "cubin", Fatbin = "fatbin", Hsaco = "hsaco", Wgsl = "wgsl", SharedLibrary = "shared-library" });
 names!(WgpuFeature { ShaderF16 = "shader-f16", Subgroups = "subgroups" });
 
 impl Dtype {
@@ -304,8 +307,13 @@ impl Backend {
     /// The formats this backend loads.
     pub fn formats(self) -> &'static [Format] {
         match self {
-            Backend::Cuda => &[Format::Ptx, Format::Cubin, Format::Fatbin],
-            Backend::Rocm => &[Format::Hsaco],
+            Backend::Cuda => &[
+                Format::Ptx,
+                Format::Cubin,
+                Format::Fatbin,
+                Format::SharedLibrary,
+            ],
+            Backend::Rocm => &[Format::Hsaco, Format::SharedLibrary],
             Backend::Wgpu => &[Format::Wgsl],
         }
     }

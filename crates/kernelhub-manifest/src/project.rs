@@ -56,6 +56,9 @@ pub struct Dependency {
     pub repo_type: Option<Spanned<RepoType>>,
     /// How the repo is laid out.
     pub layout: Layout,
+    /// `allow_host_code = true`: its `shared-library` artifacts may be
+    /// loaded (host code runs with the engine's privileges).
+    pub allow_host_code: bool,
 }
 
 /// How a dependency's repo is laid out.
@@ -369,6 +372,10 @@ fn read_dependency(ctx: &mut Ctx, name: Spanned<String>, node: &Node<'_>) -> Opt
         }
     };
     let repo_type = fields.get("repo_type").and_then(|n| read_repo_type(ctx, n));
+    let allow_host_code = fields
+        .get("allow_host_code")
+        .and_then(|n| reader::boolean(ctx, n, "allow_host_code"))
+        .unwrap_or(false);
     let layout = read_layout(ctx, &mut fields, &name, revision.as_ref());
     fields.finish(
         ctx,
@@ -381,6 +388,7 @@ fn read_dependency(ctx: &mut Ctx, name: Spanned<String>, node: &Node<'_>) -> Opt
             "layout",
             "targets",
             "variants",
+            "allow_host_code",
         ],
     );
     Some(Dependency {
@@ -389,6 +397,7 @@ fn read_dependency(ctx: &mut Ctx, name: Spanned<String>, node: &Node<'_>) -> Opt
         revision: revision?,
         repo_type,
         layout: layout?,
+        allow_host_code,
     })
 }
 

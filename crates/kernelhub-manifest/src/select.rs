@@ -155,6 +155,11 @@ pub fn select(manifest: &KernelManifest, platform: &Platform) -> Selection {
 pub fn fit(artifact: &Artifact, platform: &Platform) -> Result<Fit, String> {
     let backend = *artifact.backend.get_ref();
     let format = *artifact.format.get_ref();
+    if format == Format::SharedLibrary {
+        return Err(
+            "host code (a shared library), never chosen as device code; load it with `kernelhub::host` where `kernels.toml` allows it".into(),
+        );
+    }
     match (platform, backend) {
         (_, Backend::Wgpu) if *platform == Platform::Wgpu => Ok(Fit::Exact),
         (_, Backend::Wgpu) => Ok(Fit::Fallback),

@@ -28,11 +28,14 @@
 //!   `kernelhub fetch` ([`source`]).
 //! - [`exercise`] runs a reference op against the CPU reference and
 //!   times it (`kernelhub run`, the GPU check, the benches).
+//! - [`host`] loads host code (`shared-library` artifacts) where the
+//!   project allows it, from a sealed in-memory copy.
 //! - The interface itself ([`Device`], [`Kernel`], [`Op`], [`Buffer`],
 //!   [`Arg`]) is `kernelhub-runtime`'s, re-exported.
 
 pub mod embedded;
 pub mod exercise;
+pub mod host;
 pub mod hub;
 pub mod source;
 
@@ -115,4 +118,25 @@ pub enum LoadError {
     /// The backend refused.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// The kernel has no `shared-library` artifact at this path.
+    #[error("{kernel} has no `shared-library` artifact `{path}`")]
+    NoHostLibrary {
+        /// The kernel.
+        kernel: String,
+        /// The path asked for.
+        path: String,
+    },
+    /// Host code the project did not allow.
+    #[error(
+        "`{path}` of {kernel} is host code (a shared library that runs with this program's privileges); it was not loaded\n  hint: if you trust it, add `allow_host_code = true` to this dependency in `kernels.toml`"
+    )]
+    HostCodeNotAllowed {
+        /// The kernel.
+        kernel: String,
+        /// The artifact.
+        path: String,
+    },
+    /// The host library did not load.
+    #[error(transparent)]
+    Host(#[from] kernelhub_host::HostError),
 }
