@@ -22,10 +22,12 @@ fn every_reference_kernel_is_clean() {
             repo.display(),
             report.diagnostics
         );
-        assert!(report.artifacts_checked >= 5, "{}", repo.display());
+        // softmax is WGSL only (f32, f16 and their subgroup variants); the
+        // others add PTX and two hsaco.
+        assert!(report.artifacts_checked >= 4, "{}", repo.display());
         checked += 1;
     }
-    assert_eq!(checked, 3);
+    assert_eq!(checked, 4);
 }
 
 /// A copy of `kernels/activation` with `from` replaced by `to` in its

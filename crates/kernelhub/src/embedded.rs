@@ -53,6 +53,8 @@ pub static KERNELS: &[EmbeddedKernel] = &[
         "build/rocm/rmsnorm_gfx942.hsaco",
         "wgsl/rmsnorm_f32.wgsl",
         "wgsl/rmsnorm_f16.wgsl",
+        "wgsl/rmsnorm_f32_subgroups.wgsl",
+        "wgsl/rmsnorm_f16_subgroups.wgsl",
     ),
     kernel!("rotary":
         "build/cuda/rotary_sm80.ptx",
@@ -60,6 +62,12 @@ pub static KERNELS: &[EmbeddedKernel] = &[
         "build/rocm/rotary_gfx942.hsaco",
         "wgsl/rotary_f32.wgsl",
         "wgsl/rotary_f16.wgsl",
+    ),
+    kernel!("softmax":
+        "wgsl/softmax_f32.wgsl",
+        "wgsl/softmax_f16.wgsl",
+        "wgsl/softmax_f32_subgroups.wgsl",
+        "wgsl/softmax_f16_subgroups.wgsl",
     ),
 ];
 

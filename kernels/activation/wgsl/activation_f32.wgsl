@@ -4,12 +4,24 @@
 // covered by the native (PTX / hsaco) artifacts only.
 // Bindings follow the kernelhub convention (docs/formats.md): the op's tensors
 // in parameter order at @group(0) @binding(0..), `read_write` for written
-// ones, then the scalar parameters as one uniform struct.
+// ones, then the scalar parameters as one uniform struct. Tensors are bound
+// as arrays of vec4 (16-byte units): kernelhub pads its buffers to 16 bytes,
+// and no index here goes past the ceil(len / 4) vec4s that hold a tensor.
 
+// out[t, c] = act(input[t, c]) * input[t, d + c], computed in f32.
+//
 // Launch (see kernel.toml): @workgroup_size(256), grid = min(ceil_div(tokens * d,
-// 256), 65535) workgroups; each invocation strides over the tokens * d outputs,
-// so any size works within the 65535 workgroups-per-dimension limit. Indices
-// are u32: tokens * 2 * d always fits because the buffers must fit a binding.
+// 4096), 65535) workgroups. The tokens * d outputs are cut into tiles of 4096;
+// workgroup w takes tiles w, w + num_workgroups, ... (grid-stride), so any
+// size works within the 65535 workgroups-per-dimension limit.
+// - d % 4 == 0 (fast path): a tile is 1024 output vec4s. Each invocation
+//   loads 4 (gate, up) pairs of vec4s, 256 vec4s apart (coalesced 16-byte
+//   loads, 8 in flight), then computes and stores its 4 output vec4s.
+// - any other d: each invocation handles 16 single elements of the tile,
+//   addressing vec4 components (v[i >> 2][i & 3]); slower, but exact for
+//   every shape (d = 1, odd d, tokens * d not a multiple of 4).
+// Which path runs depends only on the uniform `d`. Indices are u32:
+// tokens * 2 * d always fits because the buffers must fit a binding.
 // Entry points: silu_and_mul, gelu_and_mul, gelu_tanh_and_mul (same bindings).
 
 struct Params {
@@ -17,9 +29,13 @@ struct Params {
     d: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;  // [tokens, d]
-@group(0) @binding(1) var<storage, read> input: array<f32>;      // [tokens, 2 * d]
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<f32>>;  // [tokens, d]
+@group(0) @binding(1) var<storage, read> input: array<vec4<f32>>;      // [tokens, 2 * d]
 @group(0) @binding(2) var<uniform> params: Params;
+
+const WG: u32 = 256u;           // @workgroup_size
+const TILE: u32 = 4096u;        // outputs per tile (the grid's divisor)
+const TILE_VEC4: u32 = 1024u;   // TILE / 4: output vec4s per tile, 4 per invocation
 
 // x * sigmoid(x), without overflowing exp for large |x|.
 fn silu(x: f32) -> f32 {
@@ -66,38 +82,95 @@ fn gelu_tanh(x: f32) -> f32 {
     return 0.5 * x * (1.0 + tanh_f32(inner));
 }
 
-// Index of input[t, c] for the flat output index i = t * d + c.
-fn input_index(i: u32) -> u32 {
-    let t = i / params.d;
-    return i + t * params.d; // t * 2d + (i - t * d)
+// The activation `op` (0 silu, 1 gelu, 2 gelu_tanh); every call passes a
+// constant, so the switch folds away once the driver inlines it.
+fn act(op: u32, x: f32) -> f32 {
+    switch op {
+        case 0u: { return silu(x); }
+        case 1u: { return gelu(x); }
+        default: { return gelu_tanh(x); }
+    }
 }
 
-@compute @workgroup_size(256)
-fn silu_and_mul(@builtin(global_invocation_id) gid: vec3<u32>,
-                @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = params.tokens * params.d;
-    for (var i = gid.x; i < n; i += nwg.x * 256u) {
-        let j = input_index(i);
-        out[i] = (silu(f32(input[j])) * f32(input[j + params.d]));
+// act(gate) * up, one vec4.
+fn gated4(op: u32, gate: vec4<f32>, up: vec4<f32>) -> vec4<f32> {
+    return vec4<f32>(act(op, gate.x), act(op, gate.y), act(op, gate.z), act(op, gate.w)) * up;
+}
+
+// Index of input[t, c] for the flat index k = t * n + c of an [tokens, n]
+// output (both counted in the same units, elements or vec4s).
+fn gate_index(k: u32, n: u32) -> u32 {
+    return k + (k / n) * n; // t * 2n + (k - t * n)
+}
+
+fn gated(op: u32, lid: u32, wid: u32, nwg: u32) {
+    let d = params.d;
+    let n = params.tokens * d;
+    if (d % 4u == 0u) {
+        // Fast path: whole vec4s; a row's d / 4 vec4s never straddle a token.
+        let dv = d / 4u;
+        let nv = n / 4u;
+        for (var base = wid * TILE_VEC4; base < nv; base += nwg * TILE_VEC4) {
+            let k0 = base + lid;
+            if (base + TILE_VEC4 <= nv) {
+                // A whole tile: all loads first, then the math and stores.
+                let k1 = k0 + WG;
+                let k2 = k1 + WG;
+                let k3 = k2 + WG;
+                let j0 = gate_index(k0, dv);
+                let j1 = gate_index(k1, dv);
+                let j2 = gate_index(k2, dv);
+                let j3 = gate_index(k3, dv);
+                let g0 = input[j0];
+                let u0 = input[j0 + dv];
+                let g1 = input[j1];
+                let u1 = input[j1 + dv];
+                let g2 = input[j2];
+                let u2 = input[j2 + dv];
+                let g3 = input[j3];
+                let u3 = input[j3 + dv];
+                out[k0] = gated4(op, g0, u0);
+                out[k1] = gated4(op, g1, u1);
+                out[k2] = gated4(op, g2, u2);
+                out[k3] = gated4(op, g3, u3);
+            } else {
+                // The last, partial tile.
+                for (var k = k0; k < nv; k += WG) {
+                    let j = gate_index(k, dv);
+                    out[k] = gated4(op, input[j], input[j + dv]);
+                }
+            }
+        }
+    } else {
+        // Any d: single elements, as components of the vec4s.
+        for (var base = wid * TILE; base < n; base += nwg * TILE) {
+            let end = min(base + TILE, n);
+            for (var i = base + lid; i < end; i += WG) {
+                let j = gate_index(i, d);
+                let u = j + d;
+                out[i >> 2u][i & 3u] = act(op, input[j >> 2u][j & 3u]) * input[u >> 2u][u & 3u];
+            }
+        }
     }
 }
 
 @compute @workgroup_size(256)
-fn gelu_and_mul(@builtin(global_invocation_id) gid: vec3<u32>,
+fn silu_and_mul(@builtin(local_invocation_index) lid: u32,
+                @builtin(workgroup_id) wid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = params.tokens * params.d;
-    for (var i = gid.x; i < n; i += nwg.x * 256u) {
-        let j = input_index(i);
-        out[i] = (gelu(f32(input[j])) * f32(input[j + params.d]));
-    }
+    gated(0u, lid, wid.x, nwg.x);
 }
 
 @compute @workgroup_size(256)
-fn gelu_tanh_and_mul(@builtin(global_invocation_id) gid: vec3<u32>,
+fn gelu_and_mul(@builtin(local_invocation_index) lid: u32,
+                @builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+    gated(1u, lid, wid.x, nwg.x);
+}
+
+@compute @workgroup_size(256)
+fn gelu_tanh_and_mul(@builtin(local_invocation_index) lid: u32,
+                     @builtin(workgroup_id) wid: vec3<u32>,
                      @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = params.tokens * params.d;
-    for (var i = gid.x; i < n; i += nwg.x * 256u) {
-        let j = input_index(i);
-        out[i] = (gelu_tanh(f32(input[j])) * f32(input[j + params.d]));
-    }
+    gated(2u, lid, wid.x, nwg.x);
 }

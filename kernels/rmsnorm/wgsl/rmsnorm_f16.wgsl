@@ -2,19 +2,25 @@ enable f16;
 
 // rmsnorm_f16.wgsl - RMS normalisation, WGSL fallback, f16 tensors.
 // Needs the `shader-f16` feature (declared in kernel.toml); values are
-// converted to f32 for the arithmetic. wgpu buffer sizes are multiples of 4
-// bytes, so an odd-length f16 tensor lives in a buffer padded by 2 bytes.
+// converted to f32 for the arithmetic and rounded to f16 once, on store.
 //
 // Hand-written (nothing builds it); validated by `kernelhub check`. bf16 is
 // covered by the native (PTX / hsaco) artifacts only.
 // Bindings follow the kernelhub convention (docs/formats.md): the op's tensors
 // in parameter order at @group(0) @binding(0..), `read_write` for written
-// ones, then the scalar parameters as one uniform struct.
+// ones, then the scalar parameters as one uniform struct. Tensors are bound
+// as arrays of vec4<f16> (8-byte units): kernelhub pads its buffers to 16
+// bytes, and no index here goes past the ceil(len / 4) vec4s that hold a tensor.
 
 // Launch (see kernel.toml): @workgroup_size(256), grid = min(tokens, 65535)
-// workgroups. A workgroup normalises rows wid, wid + num_workgroups, ...; its
-// invocations stride over the columns, sum squares in f32 and reduce them in
-// workgroup memory. Entry point: rms_norm.
+// workgroups. A workgroup normalises rows wid, wid + num_workgroups, ...: its
+// invocations stride over the row's columns and sum squares in f32, the 256
+// partial sums are reduced as a tree in workgroup memory, then the row is
+// read again (from cache) and scaled. When hidden % 4 == 0 every load and
+// store is a whole vec4 (4 per invocation in flight); otherwise single
+// elements are addressed as vec4 components (v[i >> 2][i & 3]). Which path
+// runs depends only on the uniform `hidden`. Entry point: rms_norm.
+// rmsnorm_f16_subgroups.wgsl is the same with a subgroup reduction.
 
 struct Params {
     eps: f32,
@@ -22,39 +28,95 @@ struct Params {
     hidden: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> out: array<f16>;  // [tokens, hidden]
-@group(0) @binding(1) var<storage, read> input: array<f16>;      // [tokens, hidden]
-@group(0) @binding(2) var<storage, read> weight: array<f16>;     // [hidden]
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<f16>>;  // [tokens, hidden]
+@group(0) @binding(1) var<storage, read> input: array<vec4<f16>>;      // [tokens, hidden]
+@group(0) @binding(2) var<storage, read> weight: array<vec4<f16>>;     // [hidden]
 @group(0) @binding(3) var<uniform> params: Params;
 
+const WG: u32 = 256u; // @workgroup_size
+
 var<workgroup> partial: array<f32, 256>;
+
+// This invocation's share of the sum of squares of row `row`.
+fn sum_squares(row: u32, lid: u32) -> f32 {
+    let hidden = params.hidden;
+    var sum = 0.0;
+    if (hidden % 4u == 0u) {
+        let hv = hidden / 4u;
+        let base = row * hv;
+        var i = lid;
+        for (; i + 3u * WG < hv; i += 4u * WG) {
+            let a = vec4<f32>(input[base + i]);
+            let b = vec4<f32>(input[base + i + WG]);
+            let c = vec4<f32>(input[base + i + 2u * WG]);
+            let d = vec4<f32>(input[base + i + 3u * WG]);
+            sum += (dot(a, a) + dot(b, b)) + (dot(c, c) + dot(d, d));
+        }
+        for (; i < hv; i += WG) {
+            let a = vec4<f32>(input[base + i]);
+            sum += dot(a, a);
+        }
+    } else {
+        let base = row * hidden;
+        for (var i = lid; i < hidden; i += WG) {
+            let j = base + i;
+            let v = f32(input[j >> 2u][j & 3u]);
+            sum += v * v;
+        }
+    }
+    return sum;
+}
+
+// out[row, :] = input[row, :] * scale * weight.
+fn write_row(row: u32, lid: u32, scale: f32) {
+    let hidden = params.hidden;
+    if (hidden % 4u == 0u) {
+        let hv = hidden / 4u;
+        let base = row * hv;
+        var i = lid;
+        for (; i + 3u * WG < hv; i += 4u * WG) {
+            let a = vec4<f32>(input[base + i]);
+            let b = vec4<f32>(input[base + i + WG]);
+            let c = vec4<f32>(input[base + i + 2u * WG]);
+            let d = vec4<f32>(input[base + i + 3u * WG]);
+            let wa = vec4<f32>(weight[i]);
+            let wb = vec4<f32>(weight[i + WG]);
+            let wc = vec4<f32>(weight[i + 2u * WG]);
+            let wd = vec4<f32>(weight[i + 3u * WG]);
+            out[base + i] = vec4<f16>(a * scale * wa);
+            out[base + i + WG] = vec4<f16>(b * scale * wb);
+            out[base + i + 2u * WG] = vec4<f16>(c * scale * wc);
+            out[base + i + 3u * WG] = vec4<f16>(d * scale * wd);
+        }
+        for (; i < hv; i += WG) {
+            out[base + i] = vec4<f16>(vec4<f32>(input[base + i]) * scale * vec4<f32>(weight[i]));
+        }
+    } else {
+        let base = row * hidden;
+        for (var i = lid; i < hidden; i += WG) {
+            let j = base + i;
+            out[j >> 2u][j & 3u] = f16(f32(input[j >> 2u][j & 3u]) * scale * f32(weight[i >> 2u][i & 3u]));
+        }
+    }
+}
 
 @compute @workgroup_size(256)
 fn rms_norm(@builtin(local_invocation_index) lid: u32,
             @builtin(workgroup_id) wid: vec3<u32>,
             @builtin(num_workgroups) nwg: vec3<u32>) {
-    let hidden = params.hidden;
     // The row loop and the barriers inside it are uniform: they depend only on
     // workgroup_id, num_workgroups and the uniform buffer.
     for (var row = wid.x; row < params.tokens; row += nwg.x) {
-        let base = row * hidden;
-        var sum = 0.0;
-        for (var i = lid; i < hidden; i += 256u) {
-            let v = f32(input[base + i]);
-            sum += v * v;
-        }
-        partial[lid] = sum;
+        partial[lid] = sum_squares(row, lid);
         workgroupBarrier();
-        for (var s = 128u; s > 0u; s >>= 1u) {
+        for (var s = WG / 2u; s > 0u; s >>= 1u) {
             if (lid < s) {
                 partial[lid] += partial[lid + s];
             }
             workgroupBarrier();
         }
-        let scale = inverseSqrt(partial[0] / f32(hidden) + params.eps);
+        let scale = inverseSqrt(partial[0] / f32(params.hidden) + params.eps);
         workgroupBarrier(); // all have read partial[0] before the next row reuses it
-        for (var i = lid; i < hidden; i += 256u) {
-            out[base + i] = f16(f32(input[base + i]) * scale * f32(weight[i]));
-        }
+        write_row(row, lid, scale);
     }
 }

@@ -13,10 +13,14 @@
 // rot_dim elements of a head rotate. Tokens with positions[t] >= max_position
 // are left unchanged, and so is everything when rot_dim > head_size.
 //
-// Launch (see kernel.toml): @workgroup_size(256), grid = min(ceil_div(tokens *
-// (num_heads + num_kv_heads) * (rot_dim / 2), 256), 65535) workgroups; each
-// invocation strides over the (token, head, pair) work items.
-// Entry points: rotary_neox, rotary_gptj (same bindings).
+// Launch (see kernel.toml): @workgroup_size(256), a 2-D grid of
+// [min(ceil_div((num_heads + num_kv_heads) * (rot_dim / 2), 256), 65535),
+//  min(tokens, 65535)] workgroups. Workgroup (x, y) takes tokens y,
+// y + num_workgroups.y, ...; in each it reads the position once and its
+// invocations stride over the token's (head, pair) items x * 256 + lid,
+// + num_workgroups.x * 256, ... (pair index fastest, so a NeoX head's loads
+// and stores are contiguous across invocations; one integer division per
+// item). Entry points: rotary_neox, rotary_gptj (same bindings).
 
 struct Params {
     tokens: u32,
@@ -33,50 +37,54 @@ struct Params {
 @group(0) @binding(3) var<storage, read> cos_sin_cache: array<f32>;      // [max_position, rot_dim]
 @group(0) @binding(4) var<uniform> params: Params;
 
-fn rotary(first: u32, stride: u32, neox: bool) {
+fn rotary(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, neox: bool) {
     let half = params.rot_dim / 2u;
     if (params.rot_dim > params.head_size) {
         return;
     }
-    let heads = params.num_heads + params.num_kv_heads;
-    let n = params.tokens * heads * half;
-    for (var i = first; i < n; i += stride) {
-        let r = i % half;
-        let th = i / half;
-        let h = th % heads; // query heads first, then key heads
-        let t = th / heads;
+    let n = (params.num_heads + params.num_kv_heads) * half; // items per token
+    let q_row = params.num_heads * params.head_size;
+    let k_row = params.num_kv_heads * params.head_size;
+    for (var t = wid.y; t < params.tokens; t += nwg.y) {
         let pos = positions[t];
         if (pos >= params.max_position) {
             continue;
         }
-        let c = f32(cos_sin_cache[pos * params.rot_dim + r]);
-        let s = f32(cos_sin_cache[pos * params.rot_dim + half + r]);
-        let xi = select(2u * r, r, neox);
-        let yi = select(2u * r + 1u, r + half, neox);
-        if (h < params.num_heads) {
-            let b = (t * params.num_heads + h) * params.head_size;
-            let x = f32(query[b + xi]);
-            let y = f32(query[b + yi]);
-            query[b + xi] = (x * c - y * s);
-            query[b + yi] = (y * c + x * s);
-        } else {
-            let b = (t * params.num_kv_heads + (h - params.num_heads)) * params.head_size;
-            let x = f32(key[b + xi]);
-            let y = f32(key[b + yi]);
-            key[b + xi] = (x * c - y * s);
-            key[b + yi] = (y * c + x * s);
+        let cache = pos * params.rot_dim;
+        for (var i = wid.x * 256u + lid; i < n; i += nwg.x * 256u) {
+            let h = i / half; // query heads first, then key heads
+            let r = i - h * half;
+            let c = f32(cos_sin_cache[cache + r]);
+            let s = f32(cos_sin_cache[cache + half + r]);
+            let xi = select(2u * r, r, neox);
+            let yi = select(2u * r + 1u, r + half, neox);
+            if (h < params.num_heads) {
+                let b = t * q_row + h * params.head_size;
+                let x = f32(query[b + xi]);
+                let y = f32(query[b + yi]);
+                query[b + xi] = (x * c - y * s);
+                query[b + yi] = (y * c + x * s);
+            } else {
+                let b = t * k_row + (h - params.num_heads) * params.head_size;
+                let x = f32(key[b + xi]);
+                let y = f32(key[b + yi]);
+                key[b + xi] = (x * c - y * s);
+                key[b + yi] = (y * c + x * s);
+            }
         }
     }
 }
 
 @compute @workgroup_size(256)
-fn rotary_neox(@builtin(global_invocation_id) gid: vec3<u32>,
+fn rotary_neox(@builtin(local_invocation_index) lid: u32,
+               @builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
-    rotary(gid.x, nwg.x * 256u, true);
+    rotary(lid, wid, nwg, true);
 }
 
 @compute @workgroup_size(256)
-fn rotary_gptj(@builtin(global_invocation_id) gid: vec3<u32>,
+fn rotary_gptj(@builtin(local_invocation_index) lid: u32,
+               @builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>) {
-    rotary(gid.x, nwg.x * 256u, false);
+    rotary(lid, wid, nwg, false);
 }
