@@ -36,6 +36,7 @@ fn run_checks_every_reference_op_against_the_cpu() {
         "rms_norm",
         "rotary_neox",
         "rotary_gptj",
+        "softmax",
     ] {
         let rows: Vec<&str> = stdout
             .lines()
