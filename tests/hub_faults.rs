@@ -1,8 +1,9 @@
 //! Faults the real Hub server cannot be made to produce, against the fetch
-//! path an engine or `kernelhub fetch` uses: wrong bytes, a body cut short
-//! or too long, 500s and 429s, three kinds of 404, a stalled connection, a
-//! redirect to another host. After every refusal the cache must hold
-//! nothing a later load would use.
+//! path an engine or `kernelhub fetch` uses: wrong bytes, a body cut short,
+//! too long or without end, a manifest claiming 100 GB, 500s and 429s,
+//! three kinds of 404, a stalled connection, a redirect to another host,
+//! and cache files swapped for symlinks out of the cache. After every
+//! refusal the cache must hold nothing a later load would use.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -339,4 +340,223 @@ fn a_manifest_naming_a_path_outside_the_repo_is_refused_before_any_write() {
         .filter(|p| p.ends_with("escape.wgsl"))
         .collect();
     assert!(escaped.is_empty(), "written outside the cache: {escaped:?}");
+}
+
+#[test]
+fn an_endless_body_is_cut_off_at_the_pinned_size() {
+    let (server, lock) = scale_repo(wgsl(100_000));
+    server.fail("scale.wgsl", [Fault::Endless]);
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&server.endpoint, dir.path(), "5", "3");
+    let error = run(&settings, &lock).unwrap_err().to_string();
+    assert!(
+        error.contains("`scale.wgsl`") && error.contains("larger than its pinned"),
+        "{error}"
+    );
+    assert_eq!(
+        server.gets("scale.wgsl"),
+        1,
+        "a body over its pin is not retried"
+    );
+    // The client hung up: the server's count stops within what the socket
+    // buffers held, far below its backstop.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = server.sent("scale.wgsl");
+        std::thread::sleep(Duration::from_millis(200));
+        if server.sent("scale.wgsl") == before {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the server is still sending");
+    }
+    let sent = server.sent("scale.wgsl");
+    assert!(
+        sent < 64 << 20,
+        "{sent} bytes went out for a 100 kB file: the download did not stop"
+    );
+    assert_nothing_usable(&settings, &lock);
+}
+
+#[test]
+fn a_manifest_claiming_100_gb_streams_to_a_limit_and_preallocates_nothing() {
+    let body = wgsl(200_000);
+    let claimed: u64 = 100_000_000_000;
+    let manifest = kernelhub_tests::GOOD_MANIFEST
+        .replace("{SIZE}", &claimed.to_string())
+        .replace(
+            "{SHA}",
+            &kernelhub_manifest::hash::Sha256Digest::of(&body).to_string(),
+        );
+    let server = kernelhub_tests::faults::FaultServer::start(
+        "acme/scale",
+        kernelhub_tests::faults::COMMIT,
+        &[
+            ("kernel.toml", manifest.clone().into_bytes()),
+            ("scale.wgsl", body.clone()),
+        ],
+    );
+    // A first try that stalls (the temporary file sits there, empty, for a
+    // second), then the whole file, slowly.
+    server.fail("scale.wgsl", [Fault::Stall(Duration::from_secs(1))]);
+    server.slow(16 * 1024, Duration::from_millis(10));
+    let (_, mut lock) = scale_repo(b"unused".to_vec());
+    lock.kernels[0].manifest_sha256 =
+        kernelhub_manifest::hash::Sha256Digest::of(manifest.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&server.endpoint, dir.path(), "5", "2");
+    let blobs = dir.path().join("models--acme--scale/blobs");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (result, (seen, largest)) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let (mut seen, mut largest) = (0usize, 0u64);
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                for entry in std::fs::read_dir(&blobs).into_iter().flatten().flatten() {
+                    if entry.file_name().to_string_lossy().ends_with(".incomplete") {
+                        let length = entry.metadata().map_or(0, |m| m.len());
+                        seen += 1;
+                        largest = largest.max(length);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (seen, largest)
+        });
+        let result = run(&settings, &lock);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        (result, watcher.join().unwrap())
+    });
+    let error = result.unwrap_err().to_string();
+    assert!(
+        error.contains("`scale.wgsl`")
+            && error.contains(&format!("is truncated: {} of {claimed} bytes", body.len())),
+        "{error}"
+    );
+    assert!(seen > 0, "the temporary file was never seen");
+    assert!(
+        largest <= body.len() as u64,
+        "the temporary file grew to {largest} bytes, more than ever arrived: preallocated"
+    );
+    assert_nothing_usable(&settings, &lock);
+    // A load of such a pin reads what is on disk, and refuses it: it does
+    // not reserve the claimed 100 GB first.
+    let cache = HubCache::new(dir.path());
+    let file = artifact(&settings, &lock);
+    let snapshot = cache.snapshot_path(&file);
+    std::fs::create_dir_all(snapshot.parent().unwrap()).unwrap();
+    std::fs::write(&snapshot, &body).unwrap();
+    let error = cache.read_verified(&file).unwrap_err().to_string();
+    assert!(error.contains("is truncated"), "{error}");
+}
+
+/// For write checks: a file outside the cache, for a symlink in the cache
+/// to point at, whose contents nobody may change.
+#[cfg(unix)]
+fn decoy() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decoy");
+    std::fs::write(&path, b"not yours to write").unwrap();
+    (dir, path)
+}
+
+#[cfg(unix)]
+#[test]
+fn a_cached_file_swapped_for_a_symlink_is_refused_and_replaced_never_written_through() {
+    let body = wgsl(1000);
+    let (server, lock) = scale_repo(body.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let settings = settings(&server.endpoint, dir.path(), "5", "3");
+    run(&settings, &lock).unwrap();
+    let cache = HubCache::new(dir.path());
+    let file = artifact(&settings, &lock);
+    let snapshot = cache.snapshot_path(&file);
+    let blob = dir
+        .path()
+        .join("models--acme--scale/blobs")
+        .join(file.checksum.to_string());
+    let link_target = std::fs::read_link(&snapshot).unwrap();
+    let manifest = cache.load_manifest(&lock.kernels[0]).unwrap();
+    let swap = |path: &Path, target: &Path| {
+        std::fs::remove_file(path).unwrap();
+        std::os::unix::fs::symlink(target, path).unwrap();
+    };
+
+    // Read check: the snapshot, then the blob behind it, point at
+    // /etc/passwd. Loading refuses; nothing here writes (the write checks
+    // below use a decoy of their own).
+    for swapped in [&snapshot, &blob] {
+        swap(swapped, Path::new("/etc/passwd"));
+        let error = cache.read_verified(&file).unwrap_err().to_string();
+        assert!(
+            error.contains("`scale.wgsl` of `acme/scale`"),
+            "{}: {error}",
+            swapped.display()
+        );
+        assert!(
+            cache
+                .load_artifact(&lock.kernels[0], &manifest.artifacts[0])
+                .is_err()
+        );
+        assert!(matches!(cache.state(&file).unwrap(), FileState::Corrupt(_)));
+        // Put back by hand what was there.
+        std::fs::remove_file(swapped).unwrap();
+        if swapped == &snapshot {
+            std::os::unix::fs::symlink(&link_target, &snapshot).unwrap();
+        } else {
+            std::fs::write(&blob, &body).unwrap();
+        }
+        assert_eq!(cache.read_verified(&file).unwrap(), body);
+    }
+
+    // Write check: the snapshot, the blob and the blob's lock file point at
+    // a file outside the cache; a repairing fetch replaces the link (and
+    // downloads where the blob itself was lost) without writing through it.
+    let (outside, decoy) = decoy();
+    let lock_file = dir
+        .path()
+        .join(".locks/models--acme--scale")
+        .join(format!("{}.lock", file.checksum));
+    for swapped in [&snapshot, &blob, &lock_file] {
+        swap(swapped, &decoy);
+        if swapped != &lock_file {
+            assert!(cache.read_verified(&file).is_err());
+        }
+        // The blob's lock file is only locked, but the blob must come back too.
+        if swapped == &lock_file {
+            std::fs::remove_file(&blob).unwrap();
+        }
+        run(&settings, &lock).expect("fetch repairs it");
+        assert_eq!(
+            std::fs::read(&decoy).unwrap(),
+            b"not yours to write",
+            "written through the link at {}",
+            swapped.display()
+        );
+        assert_eq!(std::fs::read_link(&snapshot).unwrap(), link_target);
+        assert!(
+            std::fs::symlink_metadata(&blob).unwrap().is_file(),
+            "the blob is a plain file again"
+        );
+        assert_eq!(cache.read_verified(&file).unwrap(), body);
+    }
+    // A dangling link as the lock file: nothing is created where it points.
+    let nowhere = outside.path().join("created-through-the-link");
+    std::fs::remove_file(&lock_file).unwrap();
+    std::os::unix::fs::symlink(&nowhere, &lock_file).unwrap();
+    std::fs::remove_file(&blob).unwrap();
+    run(&settings, &lock).expect("fetch replaces the dangling lock link");
+    assert!(
+        !nowhere.exists(),
+        "a file was created through the dangling link"
+    );
+    assert!(
+        !std::fs::symlink_metadata(&lock_file)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "the lock file is a plain file again"
+    );
+    assert!(
+        server.gets("scale.wgsl") >= 4,
+        "each lost blob was downloaded again"
+    );
 }

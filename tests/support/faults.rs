@@ -5,7 +5,8 @@
 //! Each file path has a queue of faults consumed by its GETs (HEADs pass
 //! through, as a Hub answers them from metadata), plus persistent settings:
 //! a status with an `X-Error-Code` for HEAD and GET alike, a redirect to
-//! another origin, a slow body. Every request is recorded with its
+//! another origin, a slow body, and faults drawn at random from a seed for
+//! load tests ([`FaultServer::random`]). Every request is recorded with its
 //! `Authorization` header, and the body bytes sent per path are counted, so
 //! tests can assert what went over the wire.
 
@@ -31,6 +32,73 @@ pub enum Fault {
     Oversize(usize),
     /// Send the headers, then nothing, for this long.
     Stall(Duration),
+    /// Declare no length and send the file followed by `x`s without end,
+    /// until the client hangs up (or, as a backstop against a client that
+    /// never does, [`ENDLESS_BACKSTOP`] bytes have gone out).
+    Endless,
+}
+
+/// Where an [`Fault::Endless`] body gives up on a client that reads on.
+pub const ENDLESS_BACKSTOP: u64 = 1 << 30;
+
+/// Faults drawn at random, for load tests: each GET that has no queued
+/// fault independently gets one with probability `per_mille / 1000`, its
+/// kind drawn from `kinds` (a [`Fault::Truncate`] there cuts the body at a
+/// random point below its length, whatever its own number). No path gets
+/// more than `max_in_a_row` faults in a row, so a client that tries
+/// `max_in_a_row + 1` times always succeeds in the end.
+#[derive(Debug, Clone)]
+pub struct RandomFaults {
+    /// Seeds the generator: the same seed and request order give the same faults.
+    pub seed: u64,
+    /// Chance of a fault per GET, in thousandths.
+    pub per_mille: u64,
+    /// The longest run of faults one path gets.
+    pub max_in_a_row: u32,
+    /// What a fault can be.
+    pub kinds: Vec<Fault>,
+}
+
+struct Random {
+    faults: RandomFaults,
+    state: u64,
+    in_a_row: HashMap<String, u32>,
+    injected: usize,
+}
+
+impl Random {
+    /// SplitMix64: small, seedable, good enough to pick faults.
+    fn next(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// The fault for the next GET of `file` (`length` bytes), if any.
+    fn draw(&mut self, file: &str, length: usize) -> Option<Fault> {
+        // Three draws per GET whatever happens, so the sequence depends only
+        // on the order of requests.
+        let roll = self.next() % 1000;
+        let pick = self.next();
+        let cut = self.next();
+        let run = self.in_a_row.entry(file.to_string()).or_default();
+        if *run >= self.faults.max_in_a_row
+            || roll >= self.faults.per_mille
+            || self.faults.kinds.is_empty()
+        {
+            *run = 0;
+            return None;
+        }
+        *run += 1;
+        self.injected += 1;
+        let kind = self.faults.kinds[(pick % self.faults.kinds.len() as u64) as usize].clone();
+        Some(match kind {
+            Fault::Truncate(_) => Fault::Truncate((cut % length.max(1) as u64) as usize),
+            other => other,
+        })
+    }
 }
 
 /// A request as the server saw it.
@@ -51,6 +119,7 @@ struct State {
     statuses: HashMap<String, (u16, &'static str)>,
     redirects: HashMap<String, String>,
     slow: Option<(usize, Duration)>,
+    random: Option<Random>,
     seen: Vec<Seen>,
     sent: HashMap<String, Arc<AtomicU64>>,
 }
@@ -126,6 +195,22 @@ impl FaultServer {
     /// Sends every body in chunks of `chunk` bytes with `delay` between them.
     pub fn slow(&self, chunk: usize, delay: Duration) {
         self.lock().slow = Some((chunk, delay));
+    }
+
+    /// From now on, injects faults at random as `faults` says (queued
+    /// faults still come first).
+    pub fn random(&self, faults: RandomFaults) {
+        self.lock().random = Some(Random {
+            state: faults.seed,
+            faults,
+            in_a_row: HashMap::new(),
+            injected: 0,
+        });
+    }
+
+    /// How many faults [`FaultServer::random`] has injected so far.
+    pub fn injected(&self) -> usize {
+        self.lock().random.as_ref().map_or(0, |r| r.injected)
     }
 
     /// Every request so far.
@@ -218,7 +303,14 @@ impl FaultServer {
             drop(state);
             return write_head(stream, 200, &headers, body.len());
         }
-        let fault = state.faults.get_mut(&file).and_then(VecDeque::pop_front);
+        let length = body.len();
+        let fault = match state.faults.get_mut(&file).and_then(VecDeque::pop_front) {
+            Some(fault) => Some(fault),
+            None => state
+                .random
+                .as_mut()
+                .and_then(|random| random.draw(&file, length)),
+        };
         let slow = state.slow;
         let counter = state.sent.entry(file.clone()).or_default().clone();
         drop(state);
@@ -248,6 +340,26 @@ impl FaultServer {
             Some(Fault::Stall(duration)) => {
                 write_head(stream, 200, &headers, body.len())?;
                 std::thread::sleep(duration);
+                return Ok(());
+            }
+            Some(Fault::Endless) => {
+                // No `Content-Length`: the body ends when the connection does.
+                let mut head = "HTTP/1.1 200 X\r\nConnection: close\r\n".to_string();
+                for (name, value) in headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                stream.write_all(head.as_bytes())?;
+                let filler = vec![b'x'; 64 * 1024];
+                let mut piece: &[u8] = &body;
+                let mut here = 0u64;
+                while here < ENDLESS_BACKSTOP {
+                    // An error here is the client hanging up: the point.
+                    stream.write_all(piece)?;
+                    counter.fetch_add(piece.len() as u64, Ordering::SeqCst);
+                    here += piece.len() as u64;
+                    piece = &filler;
+                }
                 return Ok(());
             }
         };

@@ -191,6 +191,14 @@ pub fn import(
                 .take(MAX_FILE_SIZE + 1)
                 .read_to_string(&mut text)
                 .map_err(|e| refuse(format!("`{LOCK_ENTRY}` is unreadable: {e}")))?;
+            // Refused, not parsed cut short: what follows the limit (say a
+            // gigabyte of newlines, still valid TOML) is never inflated.
+            if text.len() as u64 > MAX_FILE_SIZE {
+                return Err(refuse(format!(
+                    "`{LOCK_ENTRY}` is larger than {} MiB",
+                    MAX_FILE_SIZE >> 20
+                )));
+            }
             let parsed = Lockfile::parse(&text, Path::new(LOCK_ENTRY), Strictness::Load);
             let read = parsed
                 .value

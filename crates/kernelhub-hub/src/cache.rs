@@ -314,13 +314,20 @@ impl HubCache {
             .join(Self::repo_folder(file.repo_type, &file.repo));
         fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{}.lock", file.checksum));
-        let handle = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)?
-            .into_parts()
-            .0;
+        // A lock file swapped for a symlink is replaced, never followed (a
+        // dangling one would otherwise create a file outside the cache); if
+        // it is swapped again in between, the open below fails instead.
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+            fs::remove_file(&path)?;
+        }
+        let mut options = fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        fs_err::os::unix::fs::OpenOptionsExt::custom_flags(
+            &mut options,
+            rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+        );
+        let handle = options.open(&path)?.into_parts().0;
         match handle.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
