@@ -860,7 +860,9 @@ fn signed_kernels_lock_fetch_bundle_and_load_offline_and_minisign_agrees() {
     // load, at fetch and at lock.
     let rotated = format!("[trust.keys]\n\"kernels-test\" = [\"{}\"]\n", keys.r.public);
     let only_r = kernelhub_manifest::ProjectManifest::parse(
-        &format!("schema = 1\n{rotated}"),
+        &format!(
+            "schema = 1\n{rotated}\n[dependencies]\nactivation = {{ repo = \"kernels-test/activation\", version = \"^1\" }}\n"
+        ),
         Path::new("kernels.toml"),
         Strictness::Load,
     )
@@ -997,12 +999,100 @@ fn an_attacker_with_the_lock_and_the_cache_cannot_swap_in_another_key() {
     });
     std::fs::write(project.path().join("kernels.lock"), lock.to_toml()).unwrap();
     let stderr = failure(&project, &["fetch", "--offline", "--target", "wgpu"]);
+    let refused = format!(
+        "is signed by key {}, which `kernels.toml` does not trust",
+        keys.b.id
+    );
+    assert!(stderr.contains(&refused), "{stderr}");
+    // An engine's load refuses it too.
+    let policy = kernelhub_manifest::ProjectManifest::parse(
+        &std::fs::read_to_string(project.path().join("kernels.toml")).unwrap(),
+        Path::new("kernels.toml"),
+        Strictness::Load,
+    )
+    .value
+    .unwrap()
+    .trust;
+    let load = kernelhub::KernelSource::Cached {
+        cache: HubCache::new(&project.cache),
+        kernel: project.lock().kernels[0].clone(),
+        trust: policy,
+    }
+    .manifest()
+    .unwrap_err()
+    .to_string();
+    assert!(load.contains(&refused), "{load}");
+}
+
+#[test]
+fn a_lock_edited_to_point_a_signed_name_at_another_repo_is_refused() {
+    let keys = signed();
+    // Keys for one repo only: the attacker's repo has none, and nothing
+    // requires signatures elsewhere.
+    let trust = format!(
+        "[trust.keys]\n\"kernels-test/activation\" = [\"{}\"]\n",
+        keys.a.public
+    );
+    let project = trusting(
+        &trust,
+        "activation = { repo = \"kernels-test/activation\", version = \"^1\" }",
+    );
+    project.ok(&["lock"]);
+    let mut lock = project.lock();
+    let rotary = &mut lock.kernels[0];
+    rotary.repo = "kernels-test/rotary".into();
+    rotary.commit = keys.olah.commit("rotary", "v1.1.0");
+    rotary.manifest_sha256 = Sha256Digest::of(&keys.olah.file("rotary", "v1.1.0", "kernel.toml"));
+    rotary.signature = None;
+    std::fs::write(project.path().join("kernels.lock"), lock.to_toml()).unwrap();
+    let stderr = failure(&project, &["fetch", "--target", "wgpu"]);
     assert!(
-        stderr.contains(&format!(
-            "is signed by key {}, which `kernels.toml` does not trust",
-            keys.b.id
-        )),
+        stderr.contains("`kernels.lock` points `activation` at `kernels-test/rotary`, but `kernels.toml` names `kernels-test/activation`"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn legacy_minisign_signatures_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new("minisign")
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .output()
+            .expect("minisign is installed (scripts/test.sh installs it)");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    run(&["-G", "-W", "-p", "key.pub", "-s", "key.sec"]);
+    std::fs::write(dir.path().join("kernel.toml"), "schema = 1\n").unwrap();
+    run(&["-S", "-l", "-s", "key.sec", "-m", "kernel.toml"]);
+    let public = std::fs::read_to_string(dir.path().join("key.pub")).unwrap();
+    let policy = kernelhub_manifest::trust::TrustPolicy {
+        keys: [(
+            "acme".to_string(),
+            vec![
+                kernelhub_manifest::trust::TrustedKey::parse(public.lines().nth(1).unwrap())
+                    .unwrap(),
+            ],
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let signature = std::fs::read(dir.path().join("kernel.toml.minisig")).unwrap();
+    let refused = policy
+        .check("acme/k", b"schema = 1\n", Some(&signature))
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            kernelhub_manifest::trust::TrustError::Invalid { .. }
+        ),
+        "{refused}"
     );
 }
 
@@ -1056,6 +1146,7 @@ fn an_encrypted_secret_key_signs_with_its_password_from_the_environment() {
             vec![kernelhub_manifest::trust::TrustedKey::parse(&pair.pk.to_base64()).unwrap()],
         )]
         .into(),
+        ..Default::default()
     };
     let manifest = std::fs::read(repo.join("kernel.toml")).unwrap();
     let signature = std::fs::read(repo.join("kernel.toml.minisig")).unwrap();

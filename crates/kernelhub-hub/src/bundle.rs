@@ -347,6 +347,9 @@ pub fn import(
     }
     // Every signature the policy asks for, checked on the staged bytes.
     for locked in &lock.kernels {
+        trust
+            .check_repo(&locked.name, &locked.repo)
+            .map_err(|e| refuse(format!("{e} (hint: {})", e.hint())))?;
         if !trust.requires_signature(&locked.repo) {
             continue;
         }

@@ -17,6 +17,7 @@ pub fn check_cached(
     locked: &LockedKernel,
     policy: &TrustPolicy,
 ) -> Result<Option<KeyId>, Error> {
+    policy.check_repo(&locked.name, &locked.repo)?;
     if !policy.requires_signature(&locked.repo) {
         return Ok(None);
     }
@@ -31,5 +32,19 @@ pub fn check_cached(
         }
         None => None,
     };
-    Ok(policy.check(&locked.repo, &manifest, signature.as_deref())?)
+    let signed_by = policy.check(&locked.repo, &manifest, signature.as_deref())?;
+    // The signature file is pinned by its hash, so this only fails for a
+    // lock whose `signed_by` was edited; `lock` relies on that field.
+    if let (Some(key), Some(locked_signature)) = (signed_by, locked.signature)
+        && key != locked_signature.key
+    {
+        return Err(Error::Invalid {
+            what: format!("`kernels.lock` entry `{}`", locked.name),
+            diagnostics: format!(
+                "`signed_by` says key {}, but `kernel.toml.minisig` is by key {key}; run `kernelhub lock --update {}`",
+                locked_signature.key, locked.name
+            ),
+        });
+    }
+    Ok(signed_by)
 }

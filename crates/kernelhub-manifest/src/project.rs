@@ -176,6 +176,11 @@ impl ProjectManifest {
                 None => Vec::new(),
             };
             dependencies.sort_by(|a, b| a.name.get_ref().cmp(b.name.get_ref()));
+            let mut trust = trust;
+            trust.repos = dependencies
+                .iter()
+                .map(|d| (d.name.get_ref().clone(), d.repo.get_ref().clone()))
+                .collect();
             fields.finish(&mut ctx, &["schema", "hub", "trust", "dependencies"]);
             Some(ProjectManifest {
                 schema: schema?,
@@ -238,7 +243,7 @@ fn read_trust(ctx: &mut Ctx, node: &Node<'_>) -> Option<TrustPolicy> {
         .unwrap_or(false);
     let mut policy = TrustPolicy {
         require_signatures,
-        keys: Default::default(),
+        ..Default::default()
     };
     if let Some(keys) = fields.get("keys") {
         match keys.get_ref() {

@@ -19,12 +19,24 @@ pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 /// A spanned value of the parsed TOML tree.
 pub(crate) type Node<'i> = Spanned<DeValue<'i>>;
 
+/// The most diagnostics one file reports; past it one `too-many-problems`
+/// diagnostic (an error if any of them is) counts the rest. Rendering a diagnostic scans the source up to its
+/// span, so an unbounded list made rendering a hostile (up to
+/// [`MAX_FILE_SIZE`]) file quadratic: minutes for a few megabytes.
+pub(crate) const MAX_DIAGNOSTICS: usize = 200;
+
 /// Where diagnostics go while one file is read.
 pub(crate) struct Ctx {
     pub file: PathBuf,
     pub diagnostics: Vec<Diagnostic>,
     /// Unknown fields are errors (`check`) or warnings (plain loading).
     pub strict: bool,
+    /// Errors found, reported or not.
+    errors: usize,
+    /// Diagnostics past [`MAX_DIAGNOSTICS`], counted and dropped.
+    dropped: usize,
+    /// Where a dropped diagnostic's hint goes.
+    scratch: Diagnostic,
 }
 
 impl Ctx {
@@ -33,6 +45,9 @@ impl Ctx {
             file: file.to_path_buf(),
             diagnostics: Vec::new(),
             strict,
+            errors: 0,
+            dropped: 0,
+            scratch: Diagnostic::warning("dropped", file, None, String::new()),
         }
     }
 
@@ -42,9 +57,8 @@ impl Ctx {
         span: Range<usize>,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::error(code, &self.file, Some(span), message));
-        self.diagnostics.last_mut().expect("just pushed")
+        self.errors += 1;
+        self.record(Diagnostic::error(code, &self.file, Some(span), message))
     }
 
     pub fn warning(
@@ -53,15 +67,43 @@ impl Ctx {
         span: Range<usize>,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::warning(code, &self.file, Some(span), message));
-        self.diagnostics.last_mut().expect("just pushed")
+        self.record(Diagnostic::warning(code, &self.file, Some(span), message))
+    }
+
+    fn record(&mut self, diagnostic: Diagnostic) -> &mut Diagnostic {
+        if self.diagnostics.len() < MAX_DIAGNOSTICS {
+            self.diagnostics.push(diagnostic);
+            return self.diagnostics.last_mut().expect("just pushed");
+        }
+        self.dropped += 1;
+        let note = format!(
+            "{} more problems in this file are not reported; fix the first {MAX_DIAGNOSTICS} and check again",
+            self.dropped
+        );
+        if self.diagnostics.len() == MAX_DIAGNOSTICS {
+            self.diagnostics.push(Diagnostic::warning(
+                "too-many-problems",
+                &self.file,
+                None,
+                String::new(),
+            ));
+        }
+        let summary = &mut self.diagnostics[MAX_DIAGNOSTICS];
+        summary.message = note;
+        // An error among the dropped ones keeps the file's errors visible.
+        if diagnostic.severity == crate::Severity::Error {
+            summary.severity = crate::Severity::Error;
+        }
+        self.scratch = diagnostic;
+        &mut self.scratch
     }
 
     pub fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == crate::Severity::Error)
+        self.errors > 0
+            || self
+                .diagnostics
+                .iter()
+                .any(|d| d.severity == crate::Severity::Error)
     }
 
     /// Parses `source` into a spanned tree, reporting every syntax error

@@ -85,6 +85,10 @@ pub struct TrustPolicy {
     pub require_signatures: bool,
     /// Keys by scope: an owner (`kernelhub`) or a repo (`kernelhub/activation`).
     pub keys: BTreeMap<String, Vec<TrustedKey>>,
+    /// The repo each dependency of `kernels.toml` names, by dependency name:
+    /// an active policy holds a lock entry to it, so editing the lock to
+    /// point a name at another repo (one no key covers) is refused.
+    pub repos: BTreeMap<String, String>,
 }
 
 /// Why a manifest's signature is not acceptable.
@@ -122,6 +126,18 @@ pub enum TrustError {
         /// The keys allowed.
         expected: String,
     },
+    /// A lock entry that names another repo than `kernels.toml` does.
+    #[error(
+        "`kernels.lock` points `{name}` at `{locked}`, but `kernels.toml` names `{expected}`; with a `[trust]` policy the lock must agree"
+    )]
+    WrongRepo {
+        /// The dependency.
+        name: String,
+        /// What the lock says.
+        locked: String,
+        /// What `kernels.toml` says (empty when it has no such dependency).
+        expected: String,
+    },
     /// The signature does not verify, or is not a minisign signature.
     #[error(
         "`{SIGNATURE_FILE}` of `{repo}` does not verify `kernel.toml` with key {key}: {reason}"
@@ -149,6 +165,9 @@ impl TrustError {
             TrustError::UntrustedKey { .. } => {
                 "if the publisher rotated keys, add the new public key to the scope in `[trust.keys]`"
             }
+            TrustError::WrongRepo { .. } => {
+                "run `kernelhub lock` to rewrite the lock from `kernels.toml`"
+            }
         }
     }
 }
@@ -165,9 +184,27 @@ impl TrustPolicy {
         })
     }
 
+    /// Whether the policy asks anything at all.
+    pub fn is_active(&self) -> bool {
+        self.require_signatures || !self.keys.is_empty()
+    }
+
     /// Whether `repo` must be signed (its scope lists keys, or every repo must).
     pub fn requires_signature(&self, repo: &str) -> bool {
         self.require_signatures || self.keys_for(repo).is_some()
+    }
+
+    /// Holds a lock entry (`name` locked as `repo`) to the repo
+    /// `kernels.toml` names, whenever the policy is active.
+    pub fn check_repo(&self, name: &str, repo: &str) -> Result<(), TrustError> {
+        if !self.is_active() || self.repos.get(name).is_some_and(|r| r == repo) {
+            return Ok(());
+        }
+        Err(TrustError::WrongRepo {
+            name: name.to_string(),
+            locked: repo.to_string(),
+            expected: self.repos.get(name).cloned().unwrap_or_default(),
+        })
     }
 
     fn expected(keys: &[TrustedKey], scope: &str) -> String {
@@ -261,7 +298,7 @@ mod tests {
     fn policy(require: bool, keys: &[(&str, &str)]) -> TrustPolicy {
         let mut policy = TrustPolicy {
             require_signatures: require,
-            keys: BTreeMap::new(),
+            ..Default::default()
         };
         for (scope, key) in keys {
             policy
