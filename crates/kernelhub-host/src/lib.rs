@@ -11,7 +11,7 @@
 //! crate); this crate only makes the load itself safe from tampering.
 
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use rustix::fs::{MemfdFlags, SealFlags};
 
@@ -48,18 +48,27 @@ pub enum HostError {
 }
 
 /// A shared library opened from a sealed in-memory file.
+///
+/// The memory file is never closed, even after the library is dropped: the
+/// dynamic loader knows a library by its path, `/proc/self/fd/N`, and a
+/// library `dlclose` does not unload (many do not) keeps that name. If `N`
+/// were reused for another library, `dlopen` would hand back the old one.
 pub struct HostLibrary {
     name: String,
-    // Dropped before `memfd` (field order): the mapping goes first.
     library: libloading::Library,
-    memfd: OwnedFd,
+    memfd: BorrowedFd<'static>,
 }
 
 impl HostLibrary {
-    /// Opens `bytes` (already verified against their pin) as a shared
-    /// library named `name` in messages. Its constructors run now, with this
-    /// process's privileges: call this only for host code the project allowed.
-    pub fn open(name: &str, bytes: &[u8]) -> Result<Self, HostError> {
+    /// Opens `bytes` as a shared library named `name` in messages.
+    ///
+    /// # Safety
+    ///
+    /// The library's initialisers run now, in this process, and its code
+    /// afterwards: `bytes` must be code the caller trusts, verified against
+    /// its pin and allowed by the project (`kernelhub::host` checks both).
+    #[allow(unsafe_code)]
+    pub unsafe fn open(name: &str, bytes: &[u8]) -> Result<Self, HostError> {
         let seal_error = |source: std::io::Error| HostError::Seal {
             name: name.to_string(),
             source,
@@ -78,15 +87,18 @@ impl HostLibrary {
         )
         .map_err(|e| seal_error(e.into()))?;
         let path = format!("/proc/self/fd/{}", memfd.as_raw_fd());
-        // SAFETY: loading a library runs its initialisers. The caller
-        // vouches for the code (it was verified against its pin and the
-        // project allowed host code for it); the file it is read from is
-        // sealed, so it is exactly those bytes.
-        #[allow(unsafe_code)]
+        // SAFETY: loading a library runs its initialisers; this function's
+        // caller vouches for the code. The file it is read from is sealed,
+        // so it is exactly those bytes.
         let library = unsafe { libloading::Library::new(&path) }.map_err(|e| HostError::Open {
             name: name.to_string(),
             message: e.to_string(),
         })?;
+        // Kept open for the life of the process (see the type's docs).
+        let raw = std::os::fd::IntoRawFd::into_raw_fd(memfd);
+        // SAFETY: `raw` was just released from its `OwnedFd` and is never
+        // closed, so it stays valid for `'static`.
+        let memfd = unsafe { BorrowedFd::borrow_raw(raw) };
         Ok(HostLibrary {
             name: name.to_string(),
             library,
@@ -96,12 +108,12 @@ impl HostLibrary {
 
     /// The seals on the in-memory file (for checks and tests).
     pub fn seals(&self) -> std::io::Result<SealFlags> {
-        rustix::fs::fcntl_get_seals(&self.memfd).map_err(Into::into)
+        rustix::fs::fcntl_get_seals(self.memfd).map_err(Into::into)
     }
 
     /// The in-memory file the library was loaded from.
-    pub fn memfd(&self) -> &OwnedFd {
-        &self.memfd
+    pub fn memfd(&self) -> BorrowedFd<'static> {
+        self.memfd
     }
 
     /// The symbol `symbol`, as a `T`.

@@ -140,3 +140,53 @@ fn host_code_loads_only_when_allowed_and_verified_from_a_sealed_copy() {
     let tampered = load_host_library(&source, "libadd.so", true).err().unwrap();
     assert!(matches!(tampered, LoadError::Mismatch { .. }), "{tampered}");
 }
+
+/// Builds a shared library from `source` in `dir`; returns its bytes.
+fn build(dir: &Path, name: &str, source: &str) -> Vec<u8> {
+    std::fs::write(dir.join(format!("{name}.c")), source).unwrap();
+    let clang = std::env::var("CC").unwrap_or_else(|_| "clang-15".into());
+    let built = Command::new(&clang)
+        // `nodelete`: like many real libraries, never unloaded by dlclose.
+        .args(["-shared", "-fPIC", "-O2", "-Wl,-z,nodelete", "-o"])
+        .arg(format!("{name}.so"))
+        .arg(format!("{name}.c"))
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("`{clang}` runs: {e}"));
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    std::fs::read(dir.join(format!("{name}.so"))).unwrap()
+}
+
+#[test]
+fn a_library_loaded_after_another_is_dropped_is_not_mistaken_for_it() {
+    // The loader knows libraries by path (`/proc/self/fd/N`): if the first
+    // one's descriptor were closed and reused, `dlopen` would return the
+    // first library again.
+    let dir = tempfile::tempdir().unwrap();
+    let first = build(
+        dir.path(),
+        "first",
+        "int kernelhub_which(void) { return 1; }\n",
+    );
+    let second = build(
+        dir.path(),
+        "second",
+        "int kernelhub_which(void) { return 2; }\n",
+    );
+    for _ in 0..3 {
+        for (bytes, expected) in [(&first, 1), (&second, 2)] {
+            // SAFETY: test libraries built just above.
+            #[allow(unsafe_code)]
+            let library = unsafe { kernelhub_host::HostLibrary::open("test", bytes) }.unwrap();
+            // SAFETY: the C function has exactly this signature.
+            #[allow(unsafe_code)]
+            let which =
+                unsafe { library.symbol::<extern "C" fn() -> i32>("kernelhub_which") }.unwrap();
+            assert_eq!(which(), expected);
+        }
+    }
+}
