@@ -25,10 +25,12 @@ build() {
     cp target/release/kernelhub "$DIR/"
     bench=$(ls -t target/release/deps/runtime-* | grep -v '\.d$' | head -n1)
     cp "$bench" "$DIR/runtime-bench"
-    # The GPU machine has the NVIDIA Vulkan driver but not the loader.
+    # The GPU machine has the NVIDIA Vulkan driver but not the loader, nor
+    # the GL dispatch libraries the NVIDIA driver's Vulkan library needs
+    # (../shared/GPU.md).
     o=(-oAPT::Architecture=amd64 -oAPT::Architectures=amd64 -oDir::State::Lists=/tmp/amd64-lists)
     apt-get "${o[@]}" update -qq
-    (cd "$DIR/gl" && apt-get "${o[@]}" download -qq libvulkan1)
+    (cd "$DIR/gl" && apt-get "${o[@]}" download -qq libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2)
     echo "built $DIR/: $(ls "$DIR" | tr '\n' ' ')"
 }
 
@@ -49,7 +51,7 @@ run() {
     "$DIR/kernelhub" run --tokens "$tokens" --time 1000 --json > "$out/kernelhub.jsonl" 2> "$out/kernelhub.err" || true
     python3 scripts/gpu_check.py --tokens "$tokens" --kernelhub "$out/kernelhub.jsonl" \
         --device-name "$(head -n1 "$out/device.txt")" | tee "$out/table.txt"
-    KERNELHUB_BENCH_TOKENS=$tokens "$DIR/runtime-bench" --bench launch > "$out/launch-bench.txt" 2>&1 || true
+    "$DIR/runtime-bench" --bench launch > "$out/launch-bench.txt" 2>&1 || true
     grep -E "^launch/|time:" "$out/launch-bench.txt" | tee -a "$out/table.txt" || true
 }
 

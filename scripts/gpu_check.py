@@ -8,8 +8,9 @@ one table beside kernelhub's measurements (`kernelhub run --json` lines).
 
 PyTorch has no fused gated activation or rotary op: those are measured as the
 eager expressions a PyTorch user writes (several kernels), which is the figure
-users compare with but not a ceiling. softmax and rms_norm are single
-PyTorch kernels.
+users compare with but not a ceiling. softmax is one PyTorch kernel;
+`F.rms_norm` is fused only in recent PyTorch versions (the table prints the
+version).
 """
 
 import argparse
@@ -98,12 +99,19 @@ def main():
     args = parser.parse_args()
     rows = [json.loads(line) for line in open(args.kernelhub) if line.strip().startswith("{")]
     dtypes = sorted({r["dtype"] for r in rows}) or ["f32"]
+    torch_version = "-"
     try:
+        import torch
+
+        torch_version = torch.__version__
         figures = torch_figures(args.tokens, args.torch_device, dtypes)
     except Exception as error:  # no torch, no GPU: the table still shows kernelhub's side
         print(f"note: PyTorch figures unavailable: {error}", file=sys.stderr)
         figures = {}
-    print(f"device: {args.device_name}; kernelhub adapter: {rows[0]['device'] if rows else '?'}; tokens {args.tokens}")
+    print(
+        f"device: {args.device_name}; kernelhub adapter: {rows[0]['device'] if rows else '?'}; "
+        f"tokens {args.tokens}; PyTorch {torch_version}"
+    )
     header = f"{'op':<18} {'dtype':<5} {'size':<22} {'artifact':<28} {'max error':>10} {'GB/s':>8} {'torch GB/s':>10} {'% torch':>8}  result"
     print(header)
     for r in rows:

@@ -293,6 +293,12 @@ pub(crate) fn lock(args: LockArgs) -> CliResult {
             continue;
         }
         let name = dependency.name.get_ref();
+        if project.trust.require_signatures {
+            return Err(format!(
+                "`kernels.toml` requires signatures, but `{name}` uses `layout = \"hf\"`, whose repos kernelhub cannot check signatures for yet (their files are verified against `metadata.json` digests only)\n  hint: remove `require_signatures` and list keys per scope instead, or drop the dependency"
+            )
+            .into());
+        }
         let before = previous
             .as_ref()
             .and_then(|p| p.hf.iter().find(|k| &k.name == name));
@@ -402,6 +408,15 @@ fn run_fetch(
         &bar,
     ));
     let mut hf = Vec::new();
+    if trust.require_signatures
+        && let Some(locked) = lock.hf.first()
+    {
+        return Err(format!(
+            "`kernels.toml` requires signatures, but `{}` is a Hugging Face layout dependency, which kernelhub cannot check signatures for yet",
+            locked.name
+        )
+        .into());
+    }
     for locked in &lock.hf {
         let fetched = runtime.block_on(kernelhub_hf::lock::fetch_locked(
             client.as_ref(),

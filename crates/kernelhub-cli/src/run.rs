@@ -26,7 +26,7 @@ pub(crate) struct RunArgs {
     /// directories [default: every embedded kernel]
     kernels: Vec<String>,
     /// Rows per op: 256 is quick on a CPU; 16384 keeps a datacenter GPU busy.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(0..=65536))]
     tokens: u32,
     /// Time each op for at least this many milliseconds.
     #[arg(long, default_value_t = 200, value_name = "MS")]
@@ -266,18 +266,24 @@ pub(crate) fn doctor(args: DoctorArgs) -> CliResult {
             .map(|k| KernelSource::Embedded(k.name.to_string()))
             .collect()
     };
+    let mut problems = 0usize;
     for source in &sources {
         let manifest = match source.manifest() {
             Ok(manifest) => manifest,
             Err(error) => {
                 writeln!(out, "  {}: {error}", source.describe())?;
+                problems += 1;
                 continue;
             }
         };
         let plans = hub.plans(&manifest);
         print_plans(&mut out, &hub, &manifest, &plans)?;
     }
-    Ok(Outcome::Clean)
+    Ok(if problems == 0 {
+        Outcome::Clean
+    } else {
+        Outcome::Problems
+    })
 }
 
 fn print_plans(

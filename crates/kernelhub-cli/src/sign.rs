@@ -75,6 +75,11 @@ pub(crate) fn run(args: SignArgs) -> Result<Outcome, Box<dyn std::error::Error>>
             .and_then(|b| b.into_secret_key(password))
             .map_err(key_error)?
     };
+    if let Some(comment) = &args.trusted_comment
+        && comment.contains(['\n', '\r'])
+    {
+        return Err("`--trusted-comment` must be one line".into());
+    }
     let comment = args.trusted_comment.unwrap_or_else(|| {
         format!(
             "kernel {} {}\tfile:kernel.toml",

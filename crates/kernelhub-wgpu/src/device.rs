@@ -85,6 +85,12 @@ impl WgpuDevice {
     /// are submitted to `queue`, so they order with the engine's own work.
     /// Only the features the device was created with are used (request
     /// `SHADER_F16` and `SUBGROUP` to get the f16 and subgroup variants).
+    ///
+    /// This installs the device's uncaptured-error handler (wgpu's default
+    /// panics): errors wgpu reports outside a scope, the engine's own
+    /// included, are then returned by the next `download`, `flush` or
+    /// `synchronize` instead. Install your own handler afterwards if you
+    /// prefer, at the cost of kernelhub not seeing them.
     pub fn new(adapter: wgpu::Adapter, device: wgpu::Device, queue: wgpu::Queue) -> Self {
         let adapter_info = adapter.get_info();
         let info = DeviceInfo {

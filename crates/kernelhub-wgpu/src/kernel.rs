@@ -225,15 +225,17 @@ impl Op for WgslOp {
                 .get(&(bindings.len() as u32))
                 .copied()
                 .unwrap_or(1);
+            // A binding covers whole array elements and whole 4-byte words.
+            let unit = stride.max(4);
             let bytes = elements * tensor.dtype.size() as u64;
             let available = buffer.size().saturating_sub(tensor.offset);
-            let addressable = available / stride * stride;
+            let addressable = available / unit * unit;
             if bytes > addressable {
                 return Err(launch_error(format!(
-                    "parameter `{name}` needs {bytes} bytes; the shader reads it in {stride}-byte units, so only {addressable} of the buffer's {available} bytes are addressable; allocate it rounded up to {stride} bytes"
+                    "parameter `{name}` needs {bytes} bytes; the shader reads it in {unit}-byte units, so only {addressable} of the buffer's {available} bytes are addressable; allocate it rounded up to {unit} bytes"
                 )));
             }
-            let max = limits.max_storage_buffer_binding_size / stride * stride;
+            let max = limits.max_storage_buffer_binding_size / unit * unit;
             if bytes > max {
                 return Err(launch_error(format!(
                     "parameter `{name}` needs {bytes} bytes; `{}` binds at most {max} bytes per buffer; split the call",
@@ -247,6 +249,33 @@ impl Op for WgslOp {
                 )));
             }
             bindings.push((buffer, tensor.offset, size));
+        }
+        // wgpu tracks usage per buffer, not per range: a buffer bound as
+        // written cannot also be bound for another tensor of the launch,
+        // even where the ranges are disjoint.
+        let tensors: Vec<(usize, u64)> = arguments
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| match a {
+                Arg::Tensor(t) => Some((i, t.buffer.id())),
+                Arg::Scalar(_) => None,
+            })
+            .collect();
+        for (i, param) in signature.params.iter().enumerate() {
+            let kernelhub_manifest::kernel::ParamKind::Tensor { written: true, .. } = param.kind
+            else {
+                continue;
+            };
+            let Some((_, id)) = tensors.iter().find(|(j, _)| *j == i) else {
+                continue;
+            };
+            if let Some((other, _)) = tensors.iter().find(|(j, other)| *j != i && other == id) {
+                return Err(launch_error(format!(
+                    "`{}` is written and `{}` is in the same buffer; wgpu cannot bind one buffer as written and as another tensor in one launch, even at disjoint offsets: pass separate buffers",
+                    param.name.get_ref(),
+                    param_name(*other)
+                )));
+            }
         }
         // Integer scalars give the grid.
         let sizes: HashMap<&str, u64> = signature

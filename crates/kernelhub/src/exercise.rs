@@ -165,7 +165,9 @@ pub struct Workload {
     dtype: Dtype,
     buffers: Vec<Buffer>,
     params: Vec<Param>,
-    output: usize,
+    /// The buffers the op writes, in order; `expected` is their
+    /// concatenation.
+    outputs: Vec<usize>,
     expected: Vec<f32>,
     size: String,
     bytes: u64,
@@ -213,8 +215,14 @@ impl Workload {
     /// Reads the output back and compares it with the reference: the
     /// largest error and the count of elements outside [`tolerance`].
     pub fn compare(&self, device: &dyn Device) -> Result<(f64, usize), RuntimeError> {
-        let output = &self.buffers[self.output];
-        let got = decode(&device.download(output, 0, output.len())?, self.dtype);
+        let mut got = Vec::with_capacity(self.expected.len());
+        for &index in &self.outputs {
+            let output = &self.buffers[index];
+            got.extend(decode(
+                &device.download(output, 0, output.len())?,
+                self.dtype,
+            ));
+        }
         Ok(compare(&got, &self.expected, self.dtype))
     }
 }
@@ -293,7 +301,7 @@ fn prepare(
                     Param::Scalar(U32(tokens)),
                     Param::Scalar(U32(d as u32)),
                 ],
-                output: out,
+                outputs: vec![out],
                 expected,
                 size: format!("{t} x {d}"),
                 bytes: (t * 3 * d) as u64 * element,
@@ -317,7 +325,7 @@ fn prepare(
                     Param::Scalar(U32(tokens)),
                     Param::Scalar(U32(hidden as u32)),
                 ],
-                output: out,
+                outputs: vec![out],
                 expected,
                 size: format!("{t} x {hidden}"),
                 bytes: (2 * t * hidden + hidden) as u64 * element,
@@ -357,7 +365,7 @@ fn prepare(
             }
             let (cache, cache_rounded) = upload(&cache_values)?;
             reference::rotary(&positions, &mut q, &mut k, &cache_rounded, g);
-            // The check reads the query; the key goes the same way.
+            q.extend_from_slice(&k);
             Workload {
                 dtype,
                 params: vec![
@@ -372,7 +380,7 @@ fn prepare(
                     Param::Scalar(U32(128)),
                     Param::Scalar(U32(4096)),
                 ],
-                output: query,
+                outputs: vec![query, key],
                 expected: q,
                 size: format!("{t} x (32 + 8) x 128"),
                 // Query and key read and written, one cache row read per token.
@@ -394,7 +402,7 @@ fn prepare(
                     Param::Scalar(U32(tokens)),
                     Param::Scalar(U32(cols as u32)),
                 ],
-                output: out,
+                outputs: vec![out],
                 expected,
                 size: format!("{t} x {cols}"),
                 bytes: (2 * t * cols) as u64 * element,

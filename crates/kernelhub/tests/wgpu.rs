@@ -146,6 +146,22 @@ fn engine_owned_buffers_and_offsets() {
             && misaligned.contains("binds storage buffers only at multiples of"),
         "{misaligned}"
     );
+    // Written and read tensors in one wgpu buffer, even at disjoint offsets:
+    // refused at launch (wgpu would reject the bind group later).
+    let shared = silu
+        .launch(&[
+            Arg::tensor(&wrapped, Dtype::F32),
+            Arg::tensor_at(&wrapped, 256, Dtype::F32),
+            1u32.into(),
+            4u32.into(),
+        ])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        shared.contains("`out` is written and `input` is in the same buffer"),
+        "{shared}"
+    );
+    device.synchronize().expect("nothing invalid reached wgpu");
     // A buffer without STORAGE usage cannot be wrapped.
     let plain = device.wgpu_device().create_buffer(&wgpu::BufferDescriptor {
         label: None,
