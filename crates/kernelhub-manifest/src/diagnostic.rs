@@ -105,7 +105,12 @@ impl Diagnostic {
         let file = self.file.display();
         match (source, self.span.clone()) {
             (Some(source), Some(span)) => {
-                let start = span.start.min(source.len());
+                // A span is byte offsets; one that ends (or starts) inside a
+                // character must still render, not panic.
+                let mut start = span.start.min(source.len());
+                while !source.is_char_boundary(start) {
+                    start -= 1;
+                }
                 let (line_no, col) = line_col(source, start);
                 let gutter = " ".repeat(line_no.to_string().len());
                 let _ = writeln!(out, "{gutter}--> {file}:{line_no}:{col}");
@@ -115,7 +120,10 @@ impl Diagnostic {
                     .map_or(source.len(), |i| start + i);
                 let line = source[line_start..line_end].trim_end_matches('\r');
                 let before = source[line_start..start].chars().count();
-                let end = span.end.clamp(start, line_end);
+                let mut end = span.end.clamp(start, line_end);
+                while !source.is_char_boundary(end) {
+                    end += 1;
+                }
                 let width = source[start..end].chars().count().max(1);
                 let label = self
                     .label
@@ -217,5 +225,16 @@ mod tests {
     fn line_col_counts_characters_not_bytes() {
         assert_eq!(line_col("é = 1\nab", 8), (2, 2));
         assert_eq!(line_col("éa", 1), (1, 1));
+    }
+
+    #[test]
+    fn spans_inside_a_character_render() {
+        // Found by fuzzing: a one-byte span on a three-byte character.
+        let source = "x = \"r\u{feff}\"\n";
+        for span in [6..7, 7..8, 6..9, 7..7] {
+            let d = Diagnostic::error("e", Path::new("k.toml"), Some(span.clone()), "m");
+            let text = d.render(Some(source));
+            assert!(text.contains("--> k.toml:1:"), "{span:?}: {text}");
+        }
     }
 }

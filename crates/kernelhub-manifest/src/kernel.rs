@@ -783,7 +783,13 @@ fn read_expr(ctx: &mut Ctx, node: &Node<'_>, key: &str) -> Option<Spanned<Expr>>
         Err(e) => {
             // +1 skips the opening quote; exact for the basic strings manifests use.
             let at = (text.span().start + 1 + e.offset).min(text.span().end);
-            ctx.error("invalid-expression", at..at + 1, format!("Invalid expression `{}`: {e}", text.get_ref()))
+            // The whole character found there, which need not be ASCII.
+            let width = text
+                .get_ref()
+                .get(e.offset..)
+                .and_then(|r| r.chars().next())
+                .map_or(1, char::len_utf8);
+            ctx.error("invalid-expression", at..at + width, format!("Invalid expression `{}`: {e}", text.get_ref()))
                 .hint("expressions use integers, integer parameter names, + - * / %, ( ), ceil_div, min, max");
             None
         }

@@ -20,9 +20,10 @@ pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 pub(crate) type Node<'i> = Spanned<DeValue<'i>>;
 
 /// The most diagnostics one file reports; past it one `too-many-problems`
-/// diagnostic (an error if any of them is) counts the rest. Rendering a diagnostic scans the source up to its
-/// span, so an unbounded list made rendering a hostile (up to
-/// [`MAX_FILE_SIZE`]) file quadratic: minutes for a few megabytes.
+/// diagnostic (an error if any of them is) counts the rest. Rendering a
+/// diagnostic scans the source up to its span, so an unbounded list made
+/// rendering a hostile (up to [`MAX_FILE_SIZE`]) file quadratic: minutes for
+/// a few megabytes.
 pub(crate) const MAX_DIAGNOSTICS: usize = 200;
 
 /// Where diagnostics go while one file is read.

@@ -1,0 +1,21 @@
+//! cubin / hsaco (ELF) introspection: header, flags, symbol tables.
+#![no_main]
+
+use kernelhub_manifest::introspect::elf::parse_elf;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    match parse_elf(data) {
+        Ok(info) => {
+            let _ = info.target_id();
+            let _ = info.vendor.to_string();
+            for symbol in info.symbols.iter().take(8) {
+                assert!(info.has_symbol(symbol));
+                let _ = info.has_kernel_descriptor(symbol);
+            }
+        }
+        Err(error) => {
+            let _ = error.to_string();
+        }
+    }
+});
