@@ -253,6 +253,12 @@ fn pinned(data: &[u8]) -> Bundle {
         .flatten();
     let mut trust = TrustPolicy {
         require_signatures: flag_bits & flags::REQUIRE != 0,
+        // The project's dependencies, as `kernels.toml` would name them:
+        // an active policy holds each lock entry to its repo.
+        repos: [("k", "acme/k"), ("k2", "acme/k")]
+            .into_iter()
+            .map(|(name, repo)| (name.to_string(), repo.to_string()))
+            .collect(),
         ..TrustPolicy::default()
     };
     if flag_bits & flags::TRUST != 0
