@@ -19,7 +19,7 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use kernelhub::exercise::{OPS, Workload};
+use kernelhub::exercise::{OPS, Workload, batched};
 use kernelhub::{Arg, Device, Dtype, Hub, KernelSource, embedded};
 
 fn hub() -> Hub {
@@ -140,16 +140,7 @@ fn launch(c: &mut Criterion) {
         })
     });
     group.bench_function("trait_batched", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            device.begin_batch();
-            for _ in 0..iters {
-                op.launch(&args).unwrap();
-            }
-            device.flush().unwrap();
-            device.synchronize().unwrap();
-            start.elapsed()
-        })
+        b.iter_custom(|iters| batched(device.as_ref(), op.as_ref(), &args, iters).unwrap())
     });
     group.finish();
 }
@@ -189,14 +180,7 @@ fn bandwidth(c: &mut Criterion) {
                 format!("{}/{}/{}", choice.op, choice.dtype, workload.size()),
                 |b| {
                     b.iter_custom(|iters| {
-                        let start = Instant::now();
-                        device.begin_batch();
-                        for _ in 0..iters {
-                            op.launch(&args).unwrap();
-                        }
-                        device.flush().unwrap();
-                        device.synchronize().unwrap();
-                        start.elapsed()
+                        batched(device.as_ref(), op.as_ref(), &args, iters).unwrap()
                     })
                 },
             );

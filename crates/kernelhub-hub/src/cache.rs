@@ -290,8 +290,19 @@ impl HubCache {
 
     /// The verified, parsed `kernel.toml` of a locked kernel.
     pub fn load_manifest(&self, locked: &LockedKernel) -> Result<KernelManifest, Error> {
+        self.load_manifest_checked(locked, |_| Ok(()))
+    }
+
+    /// [`Self::load_manifest`], with `check` run on the verified bytes
+    /// before they are parsed (the trust policy, say), so they are read once.
+    pub fn load_manifest_checked(
+        &self,
+        locked: &LockedKernel,
+        check: impl FnOnce(&[u8]) -> Result<(), Error>,
+    ) -> Result<KernelManifest, Error> {
         let file = PinnedFile::manifest(locked);
         let bytes = self.read_verified(&file)?;
+        check(&bytes)?;
         parse_manifest(&bytes, &file)
     }
 

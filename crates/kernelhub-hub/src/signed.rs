@@ -22,6 +22,21 @@ pub fn check_cached(
         return Ok(None);
     }
     let manifest = cache.read_verified(&PinnedFile::manifest(locked))?;
+    check_manifest(cache, locked, policy, &manifest)
+}
+
+/// [`check_cached`] for a caller that already read `kernel.toml` verified
+/// (`manifest`), so it is not read and hashed twice.
+pub fn check_manifest(
+    cache: &HubCache,
+    locked: &LockedKernel,
+    policy: &TrustPolicy,
+    manifest: &[u8],
+) -> Result<Option<KeyId>, Error> {
+    policy.check_repo(&locked.name, &locked.repo)?;
+    if !policy.requires_signature(&locked.repo) {
+        return Ok(None);
+    }
     let signature = match PinnedFile::signature(locked) {
         Some(file) => Some(cache.read_verified(&file)?),
         None if policy.keys_for(&locked.repo).is_some() => {
@@ -32,7 +47,7 @@ pub fn check_cached(
         }
         None => None,
     };
-    let signed_by = policy.check(&locked.repo, &manifest, signature.as_deref())?;
+    let signed_by = policy.check(&locked.repo, manifest, signature.as_deref())?;
     // The signature file is pinned by its hash, so this only fails for a
     // lock whose `signed_by` was edited; `lock` relies on that field.
     if let (Some(key), Some(locked_signature)) = (signed_by, locked.signature)

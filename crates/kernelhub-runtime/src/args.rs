@@ -37,8 +37,8 @@ impl Scalar {
         }
     }
 
-    /// The value as a non-negative integer, for shape expressions.
-    fn as_size(self) -> Option<u64> {
+    /// The value as a non-negative integer, for shape and grid expressions.
+    pub fn as_size(self) -> Option<u64> {
         match self {
             Scalar::U32(v) => Some(u64::from(v)),
             Scalar::U64(v) => Some(v),

@@ -283,15 +283,8 @@ impl Op for WgslOp {
             .iter()
             .zip(arguments)
             .filter_map(|(p, a)| match a {
-                Arg::Scalar(Scalar::U32(v)) => Some((p.name.get_ref().as_str(), u64::from(*v))),
-                Arg::Scalar(Scalar::U64(v)) => Some((p.name.get_ref().as_str(), *v)),
-                Arg::Scalar(Scalar::I32(v)) => u64::try_from(*v)
-                    .ok()
-                    .map(|v| (p.name.get_ref().as_str(), v)),
-                Arg::Scalar(Scalar::I64(v)) => u64::try_from(*v)
-                    .ok()
-                    .map(|v| (p.name.get_ref().as_str(), v)),
-                _ => None,
+                Arg::Scalar(scalar) => scalar.as_size().map(|v| (p.name.get_ref().as_str(), v)),
+                Arg::Tensor(_) => None,
             })
             .collect();
         let mut grid = [1u32; 3];

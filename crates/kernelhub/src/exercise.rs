@@ -92,31 +92,28 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 }
 
 /// `values` rounded to `dtype`, and their bytes.
-fn encode(values: &[f32], dtype: Dtype) -> (Vec<f32>, Vec<u8>) {
+/// A 16-bit float encoding: to bits, from bits.
+type HalfCodec = (fn(f32) -> u16, fn(u16) -> f32);
+
+/// The 16-bit codec of `dtype`, or `None` for f32.
+fn half_codec(dtype: Dtype) -> Option<HalfCodec> {
     match dtype {
-        Dtype::F16 => values
-            .iter()
-            .map(|&v| {
-                let bits = f16_from_f32(v);
-                (f32_from_f16(bits), bits.to_le_bytes())
-            })
-            .fold((Vec::new(), Vec::new()), |(mut vs, mut bs), (v, b)| {
-                vs.push(v);
-                bs.extend(b);
-                (vs, bs)
-            }),
-        Dtype::Bf16 => values
-            .iter()
-            .map(|&v| {
-                let bits = bf16_from_f32(v);
-                (f32_from_bf16(bits), bits.to_le_bytes())
-            })
-            .fold((Vec::new(), Vec::new()), |(mut vs, mut bs), (v, b)| {
-                vs.push(v);
-                bs.extend(b);
-                (vs, bs)
-            }),
-        _ => (
+        Dtype::F16 => Some((f16_from_f32, f32_from_f16)),
+        Dtype::Bf16 => Some((bf16_from_f32, f32_from_bf16)),
+        _ => None,
+    }
+}
+
+fn encode(values: &[f32], dtype: Dtype) -> (Vec<f32>, Vec<u8>) {
+    match half_codec(dtype) {
+        Some((to_bits, from_bits)) => {
+            let bits: Vec<u16> = values.iter().map(|&v| to_bits(v)).collect();
+            (
+                bits.iter().map(|&b| from_bits(b)).collect(),
+                bits.iter().flat_map(|b| b.to_le_bytes()).collect(),
+            )
+        }
+        None => (
             values.to_vec(),
             values.iter().flat_map(|v| v.to_le_bytes()).collect(),
         ),
@@ -124,16 +121,12 @@ fn encode(values: &[f32], dtype: Dtype) -> (Vec<f32>, Vec<u8>) {
 }
 
 fn decode(bytes: &[u8], dtype: Dtype) -> Vec<f32> {
-    match dtype {
-        Dtype::F16 => bytes
+    match half_codec(dtype) {
+        Some((_, from_bits)) => bytes
             .chunks_exact(2)
-            .map(|c| f32_from_f16(u16::from_le_bytes([c[0], c[1]])))
+            .map(|c| from_bits(u16::from_le_bytes([c[0], c[1]])))
             .collect(),
-        Dtype::Bf16 => bytes
-            .chunks_exact(2)
-            .map(|c| f32_from_bf16(u16::from_le_bytes([c[0], c[1]])))
-            .collect(),
-        _ => bytes
+        None => bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect(),
@@ -245,14 +238,7 @@ pub fn exercise(
     device.synchronize()?;
     let one = start.elapsed().max(Duration::from_micros(1));
     let launches = (timing.at_least.as_secs_f64() / one.as_secs_f64()).clamp(1.0, 10_000.0) as u32;
-    let start = Instant::now();
-    device.begin_batch();
-    for _ in 0..launches {
-        op.launch(&args)?;
-    }
-    device.flush()?;
-    device.synchronize()?;
-    let per_launch = start.elapsed() / launches;
+    let per_launch = batched(device, op, &args, u64::from(launches))? / launches;
     Ok(Measurement {
         op: op.name().to_string(),
         dtype,
@@ -266,6 +252,24 @@ pub fn exercise(
     })
 }
 
+/// Times `launches` launches of `op` recorded into one submission, up to the
+/// device being idle again.
+pub fn batched(
+    device: &dyn Device,
+    op: &dyn Op,
+    args: &[Arg<'_>],
+    launches: u64,
+) -> Result<Duration, RuntimeError> {
+    let start = Instant::now();
+    device.begin_batch();
+    for _ in 0..launches {
+        op.launch(args)?;
+    }
+    device.flush()?;
+    device.synchronize()?;
+    Ok(start.elapsed())
+}
+
 fn prepare(
     device: &dyn Device,
     op: &str,
@@ -276,6 +280,18 @@ fn prepare(
     let t = tokens as usize;
     let element = dtype.size() as u64;
     let mut buffers = Vec::new();
+    // Rotary's token positions are the one integer tensor: uploaded first,
+    // as buffer 0, so every other tensor goes through `upload` below.
+    let positions: Vec<u32> = if op.starts_with("rotary") {
+        let positions: Vec<u32> = (0..tokens)
+            .map(|i| i.wrapping_mul(2_654_435_761) % 4096)
+            .collect();
+        let bytes: Vec<u8> = positions.iter().flat_map(|p| p.to_le_bytes()).collect();
+        buffers.push(device.upload(&bytes)?);
+        positions
+    } else {
+        Vec::new()
+    };
     let mut upload = |values: &[f32]| -> Result<(usize, Vec<f32>), RuntimeError> {
         let (rounded, bytes) = encode(values, dtype);
         buffers.push(device.upload(&bytes)?);
@@ -342,17 +358,6 @@ fn prepare(
                 max_position: 4096,
                 neox: op == "rotary_neox",
             };
-            let positions: Vec<u32> = (0..t as u32)
-                .map(|i| i.wrapping_mul(2_654_435_761) % 4096)
-                .collect();
-            let position_bytes: Vec<u8> = positions.iter().flat_map(|p| p.to_le_bytes()).collect();
-            buffers.push(device.upload(&position_bytes)?);
-            let positions_buffer = buffers.len() - 1;
-            let mut upload = |values: &[f32]| -> Result<(usize, Vec<f32>), RuntimeError> {
-                let (rounded, bytes) = encode(values, dtype);
-                buffers.push(device.upload(&bytes)?);
-                Ok((buffers.len() - 1, rounded))
-            };
             let (query, mut q) = upload(&random(t * 32 * 128, 4))?;
             let (key, mut k) = upload(&random(t * 8 * 128, 5))?;
             let angles: Vec<f32> = (0..4096 * 64)
@@ -369,7 +374,7 @@ fn prepare(
             Workload {
                 dtype,
                 params: vec![
-                    Param::Tensor(positions_buffer, Dtype::U32),
+                    Param::Tensor(0, Dtype::U32),
                     Param::Tensor(query, dtype),
                     Param::Tensor(key, dtype),
                     Param::Tensor(cache, dtype),

@@ -4,10 +4,8 @@
 //! were verified against the manifest's pin (`kernelhub_host`).
 
 use kernelhub_host::HostLibrary;
-use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::kernel::Format;
 use kernelhub_manifest::project::ProjectManifest;
-use kernelhub_runtime::device::VerifiedArtifact;
 
 use crate::{KernelSource, LoadError};
 
@@ -42,21 +40,7 @@ pub fn load_host_library(
             path: path.to_string(),
         });
     }
-    let artifact = &manifest.artifacts[index];
-    let bytes: std::sync::Arc<[u8]> = source.artifact(artifact)?.into();
-    let verified = VerifiedArtifact::check(&manifest, index, bytes.clone()).ok_or_else(|| {
-        LoadError::Mismatch {
-            kernel: source.describe(),
-            path: path.to_string(),
-            expected: format!(
-                "sha256:{} ({} bytes)",
-                artifact.sha256.get_ref(),
-                artifact.size.get_ref()
-            ),
-            computed: format!("sha256:{}", Sha256Digest::of(&bytes)),
-            size: bytes.len(),
-        }
-    })?;
+    let verified = source.verified_artifact(&manifest, index)?;
     // SAFETY: the project allowed host code for this kernel (checked
     // above), and these are the bytes its manifest pins (verified above).
     #[allow(unsafe_code)]

@@ -12,9 +12,7 @@
 use std::sync::Arc;
 
 use kernelhub_hub::env::KERNELHUB_BACKEND;
-use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::kernel::{Backend, Dtype, KernelManifest};
-use kernelhub_runtime::device::VerifiedArtifact;
 use kernelhub_runtime::select::{OpChoice, choose};
 use kernelhub_runtime::{Device, Kernel, Op, RuntimeError};
 
@@ -182,22 +180,7 @@ impl Hub {
         chosen.dedup();
         let mut artifacts = Vec::with_capacity(chosen.len());
         for index in chosen {
-            let artifact = &manifest.artifacts[index];
-            let bytes: Arc<[u8]> = source.artifact(artifact)?.into();
-            let verified =
-                VerifiedArtifact::check(&manifest, index, bytes.clone()).ok_or_else(|| {
-                    LoadError::Mismatch {
-                        kernel: source.describe(),
-                        path: artifact.path.get_ref().clone(),
-                        expected: format!(
-                            "sha256:{} ({} bytes)",
-                            artifact.sha256.get_ref(),
-                            artifact.size.get_ref()
-                        ),
-                        computed: format!("sha256:{}", Sha256Digest::of(&bytes)),
-                        size: bytes.len(),
-                    }
-                })?;
+            let verified = source.verified_artifact(&manifest, index)?;
             artifacts.push(verified);
         }
         let device = self.devices[best.device].clone();

@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kernelhub_hub::cache::HubCache;
+use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_manifest::kernel::Artifact;
 use kernelhub_manifest::lock::LockedKernel;
 use kernelhub_manifest::trust::TrustPolicy;
 use kernelhub_manifest::{KernelManifest, Strictness};
+use kernelhub_runtime::device::VerifiedArtifact;
 
 use crate::LoadError;
 use crate::embedded;
@@ -92,20 +94,40 @@ impl KernelSource {
                 cache,
                 kernel,
                 trust,
-            } => {
-                kernelhub_hub::signed::check_cached(cache, kernel, trust)
-                    .map_err(|e| LoadError::Cache(Box::new(e)))?;
-                cache
-                    .load_manifest(kernel)
-                    .map(Arc::new)
-                    .map_err(|e| LoadError::Cache(Box::new(e)))
-            }
+            } => cache
+                .load_manifest_checked(kernel, |bytes| {
+                    kernelhub_hub::signed::check_manifest(cache, kernel, trust, bytes).map(|_| ())
+                })
+                .map(Arc::new)
+                .map_err(|e| LoadError::Cache(Box::new(e))),
         }
+    }
+
+    /// Artifact `index` of `manifest`, read and checked against its pin:
+    /// the only way bytes leave a source for a backend or the host loader.
+    pub(crate) fn verified_artifact(
+        &self,
+        manifest: &KernelManifest,
+        index: usize,
+    ) -> Result<VerifiedArtifact, LoadError> {
+        let artifact = &manifest.artifacts[index];
+        let bytes: Arc<[u8]> = self.artifact(artifact)?.into();
+        VerifiedArtifact::check(manifest, index, bytes.clone()).ok_or_else(|| LoadError::Mismatch {
+            kernel: self.describe(),
+            path: artifact.path.get_ref().clone(),
+            expected: format!(
+                "sha256:{} ({} bytes)",
+                artifact.sha256.get_ref(),
+                artifact.size.get_ref()
+            ),
+            computed: format!("sha256:{}", Sha256Digest::of(&bytes)),
+            size: bytes.len(),
+        })
     }
 
     /// The bytes of `artifact`, not yet checked against its pin (the Hub
     /// cache checks them itself).
-    pub(crate) fn artifact(&self, artifact: &Artifact) -> Result<Vec<u8>, LoadError> {
+    fn artifact(&self, artifact: &Artifact) -> Result<Vec<u8>, LoadError> {
         let path = artifact.path.get_ref();
         match self {
             KernelSource::Embedded(name) => find_embedded(name)?

@@ -9,17 +9,16 @@
 //! The wgpu device is one per process (lavapipe in CI), so every thread
 //! shares its queue, pipeline cache and uniform ring.
 
-use std::path::Path;
 use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{bytes, floats, install_embedded};
 use kernelhub::{Arg, Dtype, Hub, KernelSource, LoadedKernel};
-use kernelhub_hub::cache::{HubCache, PinnedFile};
-use kernelhub_manifest::hash::Sha256Digest;
+use kernelhub_hub::cache::HubCache;
 use kernelhub_manifest::lock::LockedKernel;
-use kernelhub_manifest::project::RepoType;
-use kernelhub_manifest::{KernelManifest, Strictness};
 use kernelhub_runtime::reference;
 
 const THREADS: usize = 64;
@@ -28,17 +27,6 @@ const ROUNDS: usize = 3;
 /// The whole test, loads and launches included, must finish by then.
 const DEADLINE: Duration = Duration::from_secs(120);
 const KERNELS: [&str; 3] = ["activation", "rmsnorm", "rotary"];
-
-fn floats(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
 
 /// Values in [-2, 2) that differ per `seed`, so one thread's result cannot
 /// pass for another's.
@@ -195,36 +183,7 @@ fn filled_cache(cache: &HubCache) -> Vec<LockedKernel> {
     KERNELS
         .iter()
         .enumerate()
-        .map(|(i, name)| {
-            let embedded = kernelhub::embedded::find(name).unwrap();
-            let manifest_bytes = embedded.file("kernel.toml").unwrap();
-            let locked = LockedKernel {
-                name: name.to_string(),
-                repo: format!("kernelhub/{name}"),
-                repo_type: RepoType::Kernel,
-                reference: "v1.0.0".into(),
-                commit: format!("{i:0>40}"),
-                manifest_sha256: Sha256Digest::of(manifest_bytes),
-                signature: None,
-            };
-            cache
-                .install_verified(&PinnedFile::manifest(&locked), manifest_bytes)
-                .unwrap();
-            let manifest = KernelManifest::parse(
-                std::str::from_utf8(manifest_bytes).unwrap(),
-                Path::new("kernel.toml"),
-                Strictness::Load,
-            )
-            .value
-            .unwrap();
-            for artifact in &manifest.artifacts {
-                let bytes = embedded.file(artifact.path.get_ref()).unwrap();
-                cache
-                    .install_verified(&PinnedFile::artifact(&locked, artifact), bytes)
-                    .unwrap();
-            }
-            locked
-        })
+        .map(|(i, name)| install_embedded(cache, name, &format!("{i:0>40}")))
         .collect()
 }
 

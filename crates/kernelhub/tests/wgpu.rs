@@ -5,20 +5,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
+mod common;
+
+use common::{bytes, floats, install_embedded};
 use kernelhub::{Arg, Buffer, Device, Dtype, Hub, KernelSource, RuntimeError, WgpuDevice};
 use kernelhub_manifest::hash::Sha256Digest;
 use kernelhub_runtime::reference;
-
-fn floats(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
 
 fn wgpu_device() -> Arc<WgpuDevice> {
     kernelhub_wgpu::open().expect("an adapter (scripts/test.sh installs lavapipe)")
@@ -291,39 +283,15 @@ fn a_kernel_whose_manifest_is_broken_names_the_file() {
 #[test]
 fn a_locked_kernel_loads_from_the_hub_cache_and_a_corrupt_file_is_refused() {
     use kernelhub_hub::cache::{HubCache, PinnedFile};
-    use kernelhub_manifest::lock::LockedKernel;
-    use kernelhub_manifest::project::RepoType;
-    use kernelhub_manifest::{KernelManifest, Strictness};
 
     let dir = tempfile::tempdir().unwrap();
     let cache = HubCache::new(dir.path());
-    let embedded = kernelhub::embedded::find("activation").unwrap();
-    let manifest_bytes = embedded.file("kernel.toml").unwrap();
-    let locked = LockedKernel {
-        name: "activation".into(),
-        repo: "kernelhub/activation".into(),
-        repo_type: RepoType::Kernel,
-        reference: "v0.1.0".into(),
-        commit: "0123456789abcdef0123456789abcdef01234567".into(),
-        manifest_sha256: Sha256Digest::of(manifest_bytes),
-        signature: None,
-    };
-    cache
-        .install_verified(&PinnedFile::manifest(&locked), manifest_bytes)
-        .unwrap();
-    let manifest = KernelManifest::parse(
-        std::str::from_utf8(manifest_bytes).unwrap(),
-        Path::new("kernel.toml"),
-        Strictness::Load,
-    )
-    .value
-    .unwrap();
-    for artifact in &manifest.artifacts {
-        let bytes = embedded.file(artifact.path.get_ref()).unwrap();
-        cache
-            .install_verified(&PinnedFile::artifact(&locked, artifact), bytes)
-            .unwrap();
-    }
+    let locked = install_embedded(
+        &cache,
+        "activation",
+        "0123456789abcdef0123456789abcdef01234567",
+    );
+    let manifest = cache.load_manifest(&locked).unwrap();
     let source = KernelSource::Cached {
         cache: cache.clone(),
         kernel: locked.clone(),
