@@ -231,3 +231,27 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+/// `binary args...` run in `project` with the host's Hub settings removed,
+/// `HOME` at the project and `cache` as the cache: a CLI test sees nothing
+/// of the machine it runs on.
+pub fn isolated_command(binary: &str, project: &Path, cache: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(binary);
+    command.args(args).current_dir(project);
+    for name in [
+        "HF_ENDPOINT",
+        "HF_TOKEN",
+        "HF_TOKEN_PATH",
+        "HF_HUB_OFFLINE",
+        "HF_HUB_CACHE",
+        "HF_HOME",
+        "XDG_CACHE_HOME",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .env("HOME", project)
+        .env("KERNELHUB_CACHE", cache)
+        .env("NO_COLOR", "1");
+    command
+}

@@ -6,7 +6,7 @@
 //! Python is needed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use kernelhub_tests::faults::{COMMIT, FaultServer, scale_repo};
 use kernelhub_tests::walk;
@@ -30,26 +30,15 @@ impl Project {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kernelhub"));
-        command.args(args).current_dir(self.path());
-        for name in [
-            "HF_ENDPOINT",
-            "HF_TOKEN",
-            "HF_TOKEN_PATH",
-            "HF_HUB_OFFLINE",
-            "HF_HUB_CACHE",
-            "HF_HOME",
-            "XDG_CACHE_HOME",
-        ] {
-            command.env_remove(name);
-        }
-        command
-            .env("HOME", self.path())
-            .env("KERNELHUB_CACHE", &self.cache)
-            .env("KERNELHUB_HTTP_ATTEMPTS", "2")
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("kernelhub runs")
+        kernelhub_tests::isolated_command(
+            env!("CARGO_BIN_EXE_kernelhub"),
+            self.path(),
+            &self.cache,
+            args,
+        )
+        .env("KERNELHUB_HTTP_ATTEMPTS", "2")
+        .output()
+        .expect("kernelhub runs")
     }
 
     /// Runs `args`, expecting exit code `code`; returns stderr.

@@ -54,24 +54,12 @@ rotary = {{ repo = "kernels-test/rotary", branch = "main" }}
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kernelhub"));
-        command.args(args).current_dir(self.path());
-        for name in [
-            "HF_ENDPOINT",
-            "HF_TOKEN",
-            "HF_TOKEN_PATH",
-            "HF_HUB_OFFLINE",
-            "HF_HUB_CACHE",
-            "HF_HOME",
-            "XDG_CACHE_HOME",
-        ] {
-            command.env_remove(name);
-        }
-        command
-            .env("HOME", self.path())
-            .env("KERNELHUB_CACHE", &self.cache)
-            .env("NO_COLOR", "1");
-        command
+        kernelhub_tests::isolated_command(
+            env!("CARGO_BIN_EXE_kernelhub"),
+            self.path(),
+            &self.cache,
+            args,
+        )
     }
 
     fn run(&self, args: &[&str]) -> Output {

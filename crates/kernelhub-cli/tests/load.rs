@@ -55,23 +55,9 @@ fn kernel_files() -> Vec<(String, Vec<u8>)> {
 }
 
 fn kernelhub(project: &Path, cache: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_kernelhub"));
-    command.args(args).current_dir(project);
-    for name in [
-        "HF_ENDPOINT",
-        "HF_TOKEN",
-        "HF_TOKEN_PATH",
-        "HF_HUB_OFFLINE",
-        "HF_HUB_CACHE",
-        "HF_HOME",
-        "XDG_CACHE_HOME",
-    ] {
-        command.env_remove(name);
-    }
+    let mut command =
+        kernelhub_tests::isolated_command(env!("CARGO_BIN_EXE_kernelhub"), project, cache, args);
     command
-        .env("HOME", project)
-        .env("KERNELHUB_CACHE", cache)
-        .env("NO_COLOR", "1")
         // Three faults in a row at most per file: ten tries always suffice.
         .env("KERNELHUB_HTTP_ATTEMPTS", "10")
         // A stall costs one second.
