@@ -8,7 +8,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: clang/lld rebuild the PTX and hsaco to prove the committed
 # artifacts are reproducible; openssl is the hashing benchmark's baseline;
-# minisign verifies kernelhub's signatures independently;
+# minisign verifies kernelhub's signatures independently; libamdhip64-5 is
+# the HIP runtime the ROCm backend is tested against (no GPU needed);
 # mesa-vulkan-drivers runs the WGSL kernels through wgpu without a GPU.
 sudo=""
 [[ $(id -u) -eq 0 ]] || sudo=sudo
@@ -19,6 +20,9 @@ command -v openssl >/dev/null || missing+=(openssl)
 # The standalone minisign checks that kernelhub's signatures are minisign's.
 command -v minisign >/dev/null || missing+=(minisign)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# A real HIP runtime with no AMD GPU: the ROCm backend's probe runs up to
+# the driver boundary and reports zero devices.
+[[ -e /usr/lib/x86_64-linux-gnu/libamdhip64.so.5 ]] || missing+=(libamdhip64-5)
 # Mesa's lavapipe: the Vulkan driver on the CPU that runs the WGSL kernels.
 [[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ]] || missing+=(mesa-vulkan-drivers)
 if ((${#missing[@]})); then

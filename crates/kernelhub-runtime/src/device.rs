@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use kernelhub_manifest::hash::Sha256Digest;
-use kernelhub_manifest::kernel::{Backend, Dtype, KernelManifest, WgpuFeature};
+use kernelhub_manifest::kernel::{Backend, DriverVersion, Dtype, KernelManifest, WgpuFeature};
 use kernelhub_manifest::select::Platform;
 
 use crate::args::{ArgError, Scalar};
@@ -68,6 +68,20 @@ pub enum RuntimeError {
         /// The backend's message.
         reason: String,
     },
+    /// The driver would not load a chosen artifact (no code for this GPU,
+    /// PTX newer than the driver, a JIT failure): the loader records the
+    /// reason and chooses the next candidate.
+    #[error("`{path}` does not load on `{device}`: {reason}")]
+    Refused {
+        /// Index of the artifact in the manifest.
+        artifact: usize,
+        /// The artifact's path in its kernel repo.
+        path: String,
+        /// The device's name.
+        device: String,
+        /// The driver's message.
+        reason: String,
+    },
     /// Anything else the backend reports (out of memory, a lost device).
     #[error("{backend} backend: {message}")]
     Backend {
@@ -91,6 +105,9 @@ pub struct DeviceInfo {
     pub kind: String,
     /// Optional WGSL features it has (wgpu only).
     pub features: Vec<WgpuFeature>,
+    /// The driver's version (the CUDA driver API's, HIP's runtime), checked
+    /// against each artifact's `min_driver`; `None` for wgpu.
+    pub driver: Option<DriverVersion>,
 }
 
 /// One artifact's verified bytes, ready for a backend to load.

@@ -9,6 +9,11 @@
 //!   expressions, and written tensors aliasing others.
 //! - [`select`] chooses the artifact for each (op, dtype) on a device, with a
 //!   reason for every candidate it rejects.
+//! - [`launch`] is the part of a launch every backend shares: finding the
+//!   op's chosen entry, evaluating its geometry, laying out native kernel
+//!   parameters.
+//! - [`native`] is the CUDA and HIP backends' common [`Device`]: a backend
+//!   supplies its driver calls ([`native::NativeQueue`]), the rest is shared.
 //! - [`convert`] encodes and decodes f16 and bf16 values.
 //! - [`reference`] is a plain-Rust implementation of every reference op,
 //!   the yardstick every backend is tested against.
@@ -16,6 +21,8 @@
 pub mod args;
 pub mod convert;
 pub mod device;
+pub mod launch;
+pub mod native;
 pub mod reference;
 pub mod select;
 

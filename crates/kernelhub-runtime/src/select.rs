@@ -7,6 +7,11 @@
 //! adds what only a live device knows: its backend, and for wgpu the
 //! optional features the adapter has. Among WGSL artifacts that fit, the one
 //! using more features wins (a `subgroups` variant over the plain one).
+//! An artifact whose `min_driver` is newer than the device's driver is
+//! refused with both versions named, and [`choose_refusing`] moves on from
+//! artifacts the driver itself would not load.
+
+use std::collections::BTreeMap;
 
 use kernelhub_manifest::kernel::{Dtype, KernelManifest};
 use kernelhub_manifest::select::fit;
@@ -29,10 +34,25 @@ pub struct OpChoice {
 
 /// Chooses an artifact for every (op, dtype) of `manifest` on `device`.
 pub fn choose(manifest: &KernelManifest, device: &DeviceInfo) -> Vec<OpChoice> {
+    choose_refusing(manifest, device, &BTreeMap::new())
+}
+
+/// Like [`choose`], with some artifacts already refused by the device (a
+/// driver that would not load them), each with the driver's reason: the
+/// next best candidate is chosen instead.
+pub fn choose_refusing(
+    manifest: &KernelManifest,
+    device: &DeviceInfo,
+    refused: &BTreeMap<usize, String>,
+) -> Vec<OpChoice> {
     let verdicts: Vec<Result<(kernelhub_manifest::select::Fit, usize), String>> = manifest
         .artifacts
         .iter()
-        .map(|artifact| {
+        .enumerate()
+        .map(|(index, artifact)| {
+            if let Some(reason) = refused.get(&index) {
+                return Err(reason.clone());
+            }
             let backend = *artifact.backend.get_ref();
             if backend != device.backend {
                 return Err(format!(
@@ -53,6 +73,15 @@ pub fn choose(manifest: &KernelManifest, device: &DeviceInfo) -> Vec<OpChoice> {
                     missing.join(" and "),
                     device.name
                 ));
+            }
+            if let (Some(needed), Some(installed)) = (&artifact.min_driver, device.driver) {
+                let needed = *needed.get_ref();
+                if installed < needed {
+                    return Err(format!(
+                        "needs a {backend} driver of version {needed} or newer; `{}` has {installed}: update the driver",
+                        device.name
+                    ));
+                }
             }
             fit(artifact, &device.platform).map(|fit| (fit, artifact.features.len()))
         })
@@ -168,6 +197,7 @@ mod tests {
             name: "gpu".into(),
             kind: String::new(),
             features: features.to_vec(),
+            driver: None,
         }
     }
 

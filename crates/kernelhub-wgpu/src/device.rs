@@ -99,6 +99,7 @@ impl WgpuDevice {
             name: adapter_info.name.clone(),
             kind: format!("{:?}, {:?}", adapter_info.device_type, adapter_info.backend),
             features: known_features(device.features()),
+            driver: None,
         };
         let limits = device.limits();
         let slot_size = u64::from(limits.min_uniform_buffer_offset_alignment).max(256);

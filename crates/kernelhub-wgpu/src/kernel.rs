@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex};
 use kernelhub_manifest::kernel::{Dtype, Entry, Format, KernelManifest};
 use kernelhub_runtime::args::{self, Scalar};
 use kernelhub_runtime::device::{VerifiedArtifact, describe};
-use kernelhub_runtime::select::{OpChoice, explain_uncovered};
+use kernelhub_runtime::launch::{FoundOp, dims, find_op, sizes};
+use kernelhub_runtime::select::OpChoice;
 use kernelhub_runtime::{Arg, DeviceInfo, Kernel, Op, RuntimeError};
 
 use crate::device::{CompiledEntry, Shared};
@@ -78,58 +79,18 @@ impl Kernel for WgslKernel {
         if let Some(op) = self.ops.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return Ok(op.clone());
         }
-        let kernel = self.manifest.kernel.name.get_ref();
-        let Some(signature) = self
-            .manifest
-            .ops
-            .iter()
-            .position(|o| o.name.get_ref() == name)
-        else {
-            let names: Vec<&str> = self
-                .manifest
-                .ops
-                .iter()
-                .map(|o| o.name.get_ref().as_str())
-                .collect();
-            return Err(RuntimeError::NoOp(format!(
-                "kernel `{kernel}` has no op `{name}`; it has {}",
-                names.join(", ")
-            )));
-        };
-        let Some(choice) = self
-            .choices
-            .iter()
-            .find(|c| c.op == name && c.dtype == dtype)
-        else {
-            let dtypes: Vec<String> = self.manifest.ops[signature]
-                .dtypes
-                .iter()
-                .map(|d| d.get_ref().to_string())
-                .collect();
-            return Err(RuntimeError::NoOp(format!(
-                "op `{name}` of kernel `{kernel}` has no {dtype} variant; it supports {}",
-                dtypes.join(", ")
-            )));
-        };
-        let Some(index) = choice.chosen else {
-            return Err(RuntimeError::NoOp(explain_uncovered(
-                &self.manifest,
-                choice,
-                &self.shared.info.name,
-            )));
-        };
+        let FoundOp {
+            signature,
+            artifact: index,
+            entry,
+        } = find_op(
+            &self.manifest,
+            &self.choices,
+            name,
+            dtype,
+            &self.shared.info.name,
+        )?;
         let artifact = &self.manifest.artifacts[index];
-        let entry = artifact
-            .entries
-            .iter()
-            .find(|e| e.op.get_ref() == name && *e.dtype.get_ref() == dtype)
-            .cloned()
-            .ok_or_else(|| {
-                RuntimeError::NoOp(format!(
-                    "`{}` has no entry for op `{name}` at {dtype}",
-                    artifact.path.get_ref()
-                ))
-            })?;
         let compiled = self.shared.compile(
             artifact.path.get_ref(),
             *artifact.sha256.get_ref(),
@@ -278,29 +239,18 @@ impl Op for WgslOp {
             }
         }
         // Integer scalars give the grid.
-        let sizes: HashMap<&str, u64> = signature
-            .params
-            .iter()
-            .zip(arguments)
-            .filter_map(|(p, a)| match a {
-                Arg::Scalar(scalar) => scalar.as_size().map(|v| (p.name.get_ref().as_str(), v)),
-                Arg::Tensor(_) => None,
-            })
-            .collect();
-        let mut grid = [1u32; 3];
+        let grid = dims(
+            self.entry.grid.iter().map(|e| e.get_ref()),
+            &sizes(signature, arguments),
+        )
+        .map_err(|e| launch_error(format!("its grid {e}")))?;
         let most = limits.max_compute_workgroups_per_dimension;
-        for (slot, expr) in grid.iter_mut().zip(&self.entry.grid) {
-            let value = expr
-                .get_ref()
-                .eval(&|n| sizes.get(n).copied())
-                .map_err(|e| launch_error(format!("its grid `{}`: {e}", expr.get_ref())))?;
-            *slot = u32::try_from(value).ok().filter(|v| *v <= most).ok_or_else(|| {
-                launch_error(format!(
-                    "its grid `{}` is {value} workgroups; `{}` allows at most {most} per dimension",
-                    expr.get_ref(),
-                    self.shared.info.name
-                ))
-            })?;
+        let grid = grid.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        if let Some(n) = grid.iter().find(|n| **n > most) {
+            return Err(launch_error(format!(
+                "its grid is {n} workgroups in one dimension; `{}` allows at most {most} per dimension",
+                self.shared.info.name
+            )));
         }
         if grid.contains(&0) {
             return Ok(());

@@ -1,22 +1,36 @@
 //! [`Hub`]: this process's devices, and loading a kernel onto the one that
 //! runs it best.
 //!
-//! Devices are probed once, native GPUs first (CUDA, then ROCm), then the
-//! wgpu adapter; `KERNELHUB_BACKEND` keeps only one backend. A kernel goes
+//! Devices are probed once, native GPUs first (every CUDA GPU, then every
+//! ROCm GPU), then the wgpu adapter; `KERNELHUB_BACKEND` keeps only one backend. A kernel goes
 //! to the device on which the most of its (op, dtype) pairs have a fitting
 //! artifact, the earlier device on a tie; every other choice is recorded
 //! with its reason, for `kernelhub doctor` and for errors. Only the chosen
 //! artifacts are read, and each is verified against the manifest's pin
-//! before the backend sees a byte.
+//! before the backend sees a byte. A driver's refusal of an artifact is one
+//! more reason: the next candidate is chosen, down to the WGSL fallback.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kernelhub_hub::env::KERNELHUB_BACKEND;
 use kernelhub_manifest::kernel::{Backend, Dtype, KernelManifest};
-use kernelhub_runtime::select::{OpChoice, choose};
+use kernelhub_runtime::select::{OpChoice, choose_refusing};
 use kernelhub_runtime::{Device, Kernel, Op, RuntimeError};
 
 use crate::{KernelSource, LoadError};
+
+/// How one round of [`Hub::load`] ended.
+enum Round {
+    /// The kernel is loaded.
+    Loaded(LoadedKernel),
+    /// Device `device`'s driver would not load artifact `artifact`.
+    Refused {
+        device: usize,
+        artifact: usize,
+        reason: String,
+    },
+}
 
 /// The devices kernels can load onto.
 pub struct Hub {
@@ -95,10 +109,8 @@ impl Hub {
                         .unavailable
                         .push((backend, format!("{e}\n    hint: {}", e.hint()))),
                 },
-                Backend::Cuda | Backend::Rocm => hub.unavailable.push((
-                    backend,
-                    "this kernelhub build has no native backend yet; the WGSL artifacts run through wgpu".into(),
-                )),
+                Backend::Cuda => hub.open_cuda(),
+                Backend::Rocm => hub.open_rocm(),
             }
         }
         if hub.devices.is_empty() {
@@ -114,6 +126,71 @@ impl Hub {
             return Err(LoadError::NoDevice(reasons));
         }
         Ok(hub)
+    }
+
+    /// Every NVIDIA GPU the driver sees, or why there is none.
+    fn open_cuda(&mut self) {
+        let platform = match kernelhub_cuda::probe() {
+            Ok(platform) => platform,
+            Err(e) => {
+                let why = format!("{e}\n    hint: {}", e.hint());
+                self.unavailable.push((Backend::Cuda, why));
+                return;
+            }
+        };
+        if platform.devices.is_empty() {
+            self.unavailable.push((
+                Backend::Cuda,
+                format!(
+                    "the driver (`{}`, CUDA {}) finds no NVIDIA GPU",
+                    platform.library,
+                    platform.driver()
+                ),
+            ));
+        }
+        for device in &platform.devices {
+            match kernelhub_cuda::open(device.ordinal) {
+                Ok(opened) => self.devices.push(Arc::new(opened)),
+                Err(e) => self
+                    .unavailable
+                    .push((Backend::Cuda, format!("{device}: {e}"))),
+            }
+        }
+    }
+
+    /// Every AMD GPU the HIP runtime sees, or why there is none.
+    fn open_rocm(&mut self) {
+        let platform = match kernelhub_hip::probe() {
+            Ok(platform) => platform,
+            Err(e) => {
+                self.unavailable.push((
+                    Backend::Rocm,
+                    format!("{e}\n    hint: install ROCm (on Debian and Ubuntu, `apt install libamdhip64-5`) for AMD GPUs; the WGSL artifacts run through wgpu meanwhile"),
+                ));
+                return;
+            }
+        };
+        if platform.devices.is_empty() {
+            self.unavailable.push((
+                Backend::Rocm,
+                format!(
+                    "the HIP runtime (`{}`, HIP {}) finds no AMD GPU",
+                    platform.library, platform.runtime_version
+                ),
+            ));
+        }
+        for device in &platform.devices {
+            match kernelhub_hip::open(device.ordinal) {
+                Ok(opened) => self.devices.push(Arc::new(opened)),
+                Err(e) => self.unavailable.push((
+                    Backend::Rocm,
+                    format!(
+                        "#{} {} ({}): {e}",
+                        device.ordinal, device.name, device.gcn_arch_name
+                    ),
+                )),
+            }
+        }
     }
 
     /// A hub over devices the caller opened (an engine's own wgpu device,
@@ -137,13 +214,23 @@ impl Hub {
 
     /// How every device would run `manifest`, best first.
     pub fn plans(&self, manifest: &KernelManifest) -> Vec<DevicePlan> {
+        self.plans_refusing(manifest, &vec![BTreeMap::new(); self.devices.len()])
+    }
+
+    /// [`Hub::plans`], with the artifacts each device's driver refused.
+    fn plans_refusing(
+        &self,
+        manifest: &KernelManifest,
+        refused: &[BTreeMap<usize, String>],
+    ) -> Vec<DevicePlan> {
         let mut plans: Vec<DevicePlan> = self
             .devices
             .iter()
+            .zip(refused)
             .enumerate()
-            .map(|(device, d)| DevicePlan {
+            .map(|(device, (d, refused))| DevicePlan {
                 device,
-                choices: choose(manifest, d.info()),
+                choices: choose_refusing(manifest, d.info(), refused),
             })
             .collect();
         // Stable: on a tie the earlier (preferred) device stays first.
@@ -152,10 +239,37 @@ impl Hub {
     }
 
     /// Loads `source` onto the device that runs most of its ops, reading and
-    /// verifying only the artifacts chosen there.
+    /// verifying only the artifacts chosen there. An artifact the device's
+    /// driver refuses (no code for this GPU, PTX too new for the driver)
+    /// is recorded with the driver's reason and the next best plan is
+    /// tried, down to the WGSL fallback.
     pub fn load(&self, source: &KernelSource) -> Result<LoadedKernel, LoadError> {
         let manifest = source.manifest()?;
-        let plans = self.plans(&manifest);
+        let mut refused = vec![BTreeMap::new(); self.devices.len()];
+        loop {
+            match self.try_load(source, &manifest, &refused)? {
+                Round::Loaded(loaded) => return Ok(loaded),
+                // Each round refuses an artifact that was chosen, so not
+                // refused before: the loop ends.
+                Round::Refused {
+                    device,
+                    artifact,
+                    reason,
+                } => {
+                    refused[device].insert(artifact, format!("the driver refused it: {reason}"));
+                }
+            }
+        }
+    }
+
+    /// One round of [`Hub::load`] with the refusals so far.
+    fn try_load(
+        &self,
+        source: &KernelSource,
+        manifest: &Arc<KernelManifest>,
+        refused: &[BTreeMap<usize, String>],
+    ) -> Result<Round, LoadError> {
+        let plans = self.plans_refusing(manifest, refused);
         let Some(best) = plans.first().filter(|p| p.covered() > 0) else {
             let mut reasons = String::new();
             for plan in &plans {
@@ -180,15 +294,24 @@ impl Hub {
         chosen.dedup();
         let mut artifacts = Vec::with_capacity(chosen.len());
         for index in chosen {
-            let verified = source.verified_artifact(&manifest, index)?;
+            let verified = source.verified_artifact(manifest, index)?;
             artifacts.push(verified);
         }
         let device = self.devices[best.device].clone();
-        let kernel = device.load(manifest.clone(), best.choices.clone(), artifacts)?;
-        Ok(LoadedKernel {
-            kernel,
-            device,
-            plans,
-        })
+        match device.load(manifest.clone(), best.choices.clone(), artifacts) {
+            Ok(kernel) => Ok(Round::Loaded(LoadedKernel {
+                kernel,
+                device,
+                plans,
+            })),
+            Err(RuntimeError::Refused {
+                artifact, reason, ..
+            }) => Ok(Round::Refused {
+                device: best.device,
+                artifact,
+                reason,
+            }),
+            Err(e) => Err(e.into()),
+        }
     }
 }
