@@ -113,10 +113,17 @@ pub fn select(manifest: &KernelManifest, platform: &Platform) -> Selection {
                 })
                 .filter_map(|(i, (_, f))| f.as_ref().ok().map(|f| (*f, i)))
                 .collect();
-            // Highest fit wins; among equals the first in the manifest.
+            // Highest fit wins, then the preferred format; among equals the
+            // first in the manifest.
+            let rank = |(fit, i): &(Fit, usize)| {
+                (
+                    *fit,
+                    format_preference(*manifest.artifacts[*i].format.get_ref()),
+                )
+            };
             let best = candidates
                 .iter()
-                .max_by(|(fa, ia), (fb, ib)| fa.cmp(fb).then(ib.cmp(ia)));
+                .max_by(|a, b| rank(a).cmp(&rank(b)).then(b.1.cmp(&a.1)));
             match best {
                 Some((best_fit, _)) if every_variant && *best_fit != Fit::Fallback => chosen
                     .extend(
@@ -147,6 +154,15 @@ pub fn select(manifest: &KernelManifest, platform: &Platform) -> Selection {
         chosen,
         uncovered,
         rejected,
+    }
+}
+
+/// Between artifacts that fit equally well, which format to prefer: a cubin
+/// (code for the one architecture) over a fatbin carrying it among others.
+pub fn format_preference(format: Format) -> u8 {
+    match format {
+        Format::Cubin => 1,
+        _ => 0,
     }
 }
 

@@ -5,8 +5,9 @@
 //! machine code beats PTX, an hsaco runs on its own gfx processor) are
 //! [`kernelhub_manifest::select::fit`], shared with `kernelhub fetch`. This
 //! adds what only a live device knows: its backend, and for wgpu the
-//! optional features the adapter has. Among WGSL artifacts that fit, the one
-//! using more features wins (a `subgroups` variant over the plain one).
+//! optional features the adapter has. Among artifacts that fit equally, a
+//! cubin beats a fatbin, and among WGSL artifacts the one using more
+//! features wins (a `subgroups` variant over the plain one).
 //! An artifact whose `min_driver` is newer than the device's driver is
 //! refused with both versions named, and [`choose_refusing`] moves on from
 //! artifacts the driver itself would not load.
@@ -14,7 +15,7 @@
 use std::collections::BTreeMap;
 
 use kernelhub_manifest::kernel::{Dtype, KernelManifest};
-use kernelhub_manifest::select::fit;
+use kernelhub_manifest::select::{Fit, fit, format_preference};
 
 use crate::device::DeviceInfo;
 
@@ -45,7 +46,7 @@ pub fn choose_refusing(
     device: &DeviceInfo,
     refused: &BTreeMap<usize, String>,
 ) -> Vec<OpChoice> {
-    let verdicts: Vec<Result<(kernelhub_manifest::select::Fit, usize), String>> = manifest
+    let verdicts: Vec<Result<(Fit, u8, usize), String>> = manifest
         .artifacts
         .iter()
         .enumerate()
@@ -83,7 +84,13 @@ pub fn choose_refusing(
                     ));
                 }
             }
-            fit(artifact, &device.platform).map(|fit| (fit, artifact.features.len()))
+            fit(artifact, &device.platform).map(|fit| {
+                (
+                    fit,
+                    format_preference(*artifact.format.get_ref()),
+                    artifact.features.len(),
+                )
+            })
         })
         .collect();
     let mut choices = Vec::new();

@@ -332,3 +332,141 @@ fn a_locked_kernel_loads_from_the_hub_cache_and_a_corrupt_file_is_refused() {
         "{error}"
     );
 }
+
+/// The real lavapipe device behind a driver that refuses the subgroup
+/// variants, as a CUDA driver refuses PTX newer than itself: a fault the
+/// real driver here cannot produce.
+struct RefusingDevice {
+    inner: Arc<WgpuDevice>,
+    loads: std::sync::Mutex<Vec<Vec<String>>>,
+}
+
+impl Device for RefusingDevice {
+    fn info(&self) -> &kernelhub::DeviceInfo {
+        self.inner.info()
+    }
+
+    fn load(
+        &self,
+        manifest: Arc<kernelhub_manifest::KernelManifest>,
+        choices: Vec<kernelhub_runtime::select::OpChoice>,
+        artifacts: Vec<kernelhub_runtime::device::VerifiedArtifact>,
+    ) -> Result<Arc<dyn kernelhub::Kernel>, RuntimeError> {
+        let paths: Vec<String> = artifacts
+            .iter()
+            .map(|a| manifest.artifacts[a.index].path.get_ref().clone())
+            .collect();
+        self.loads.lock().unwrap().push(paths);
+        if let Some(refused) = artifacts.iter().find(|a| {
+            manifest.artifacts[a.index]
+                .path
+                .get_ref()
+                .contains("subgroups")
+        }) {
+            return Err(RuntimeError::Refused {
+                artifact: refused.index,
+                path: manifest.artifacts[refused.index].path.get_ref().clone(),
+                device: self.info().name.clone(),
+                reason: "the driver cannot compile it (simulated)".into(),
+            });
+        }
+        self.inner.load(manifest, choices, artifacts)
+    }
+
+    fn alloc(&self, len: u64) -> Result<Buffer, RuntimeError> {
+        self.inner.alloc(len)
+    }
+
+    fn upload(&self, bytes: &[u8]) -> Result<Buffer, RuntimeError> {
+        self.inner.upload(bytes)
+    }
+
+    fn download(&self, buffer: &Buffer, offset: u64, len: u64) -> Result<Vec<u8>, RuntimeError> {
+        self.inner.download(buffer, offset, len)
+    }
+
+    fn begin_batch(&self) {
+        self.inner.begin_batch();
+    }
+
+    fn flush(&self) -> Result<(), RuntimeError> {
+        self.inner.flush()
+    }
+
+    fn synchronize(&self) -> Result<(), RuntimeError> {
+        self.inner.synchronize()
+    }
+}
+
+#[test]
+fn an_artifact_the_driver_refuses_is_planned_around_with_its_reason() {
+    let device = wgpu_device();
+    if !device
+        .info()
+        .features
+        .contains(&kernelhub_manifest::kernel::WgpuFeature::Subgroups)
+    {
+        eprintln!("skipped: this adapter has no subgroups, so nothing would be refused");
+        return;
+    }
+    let refusing = Arc::new(RefusingDevice {
+        inner: device,
+        loads: Default::default(),
+    });
+    let hub = Hub::with_devices(vec![refusing.clone()]);
+    let loaded = hub
+        .load(&KernelSource::Embedded("rmsnorm".into()))
+        .expect("the plain variants load once the subgroup ones are refused");
+    let loads = refusing.loads.lock().unwrap().clone();
+    assert!(loads.len() >= 2, "{loads:?}");
+    assert!(
+        loads[0].iter().any(|p| p.contains("subgroups")),
+        "{loads:?}"
+    );
+    let last = loads.last().unwrap();
+    assert!(!last.iter().any(|p| p.contains("subgroups")), "{loads:?}");
+    let op = loaded.op("rms_norm", Dtype::F32).unwrap();
+    assert_eq!(op.artifact(), "wgsl/rmsnorm_f32.wgsl");
+    // The refusal is recorded with the driver's reason in the plan.
+    let rejected: Vec<&String> = loaded.plans()[0]
+        .choices
+        .iter()
+        .flat_map(|c| c.rejected.iter().map(|(_, why)| why))
+        .collect();
+    assert!(
+        rejected
+            .iter()
+            .any(|why| why
+                .contains("the driver refused it: the driver cannot compile it (simulated)")),
+        "{rejected:?}"
+    );
+    // And the op computes the right thing.
+    let (rows, cols) = (3u32, 40u32);
+    let input: Vec<f32> = (0..rows * cols).map(|i| (i as f32 * 0.37).sin()).collect();
+    let weight: Vec<f32> = (0..cols).map(|i| 1.0 + i as f32 / 64.0).collect();
+    let out = loaded.device().alloc(u64::from(rows * cols) * 4).unwrap();
+    let input_buffer = loaded.device().upload(&bytes(&input)).unwrap();
+    let weight_buffer = loaded.device().upload(&bytes(&weight)).unwrap();
+    op.launch(&[
+        Arg::tensor(&out, Dtype::F32),
+        Arg::tensor(&input_buffer, Dtype::F32),
+        Arg::tensor(&weight_buffer, Dtype::F32),
+        1e-6f32.into(),
+        rows.into(),
+        cols.into(),
+    ])
+    .unwrap();
+    let got = floats(&loaded.device().download(&out, 0, out.len()).unwrap());
+    let mut expected = vec![0f32; input.len()];
+    reference::rms_norm(
+        &mut expected,
+        &input,
+        &weight,
+        1e-6,
+        rows as usize,
+        cols as usize,
+    );
+    for (g, e) in got.iter().zip(&expected) {
+        assert!((g - e).abs() <= 1e-5 * e.abs().max(1.0), "{g} vs {e}");
+    }
+}
