@@ -276,8 +276,16 @@ pub(crate) fn doctor(args: DoctorArgs) -> CliResult {
                 continue;
             }
         };
-        let plans = hub.plans(&manifest);
-        print_plans(&mut out, &hub, &manifest, &plans)?;
+        // Loading asks the drivers too: an artifact a driver refuses shows
+        // with the driver's reason, and the plan that replaced it.
+        match hub.load(source) {
+            Ok(loaded) => print_plans(&mut out, &hub, &manifest, loaded.plans())?,
+            Err(error) => {
+                print_plans(&mut out, &hub, &manifest, &hub.plans(&manifest))?;
+                writeln!(out, "    does not load: {error}")?;
+                problems += 1;
+            }
+        }
     }
     Ok(if problems == 0 {
         Outcome::Clean
