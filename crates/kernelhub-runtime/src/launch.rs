@@ -11,7 +11,7 @@ use kernelhub_manifest::expr::Expr;
 use kernelhub_manifest::kernel::{Dtype, Entry, KernelManifest, Op as Signature};
 
 use crate::args::Scalar;
-use crate::device::{Arg, RuntimeError};
+use crate::device::{Arg, RuntimeError, describe};
 use crate::select::{OpChoice, explain_uncovered};
 
 /// An (op, dtype) found in a loaded kernel: its signature, the artifact
@@ -80,6 +80,31 @@ pub fn find_op(
         artifact,
         entry,
     })
+}
+
+/// The name of parameter `index` of `signature` (`#index` past its end),
+/// for messages.
+pub fn param_name(signature: &Signature, index: usize) -> String {
+    signature
+        .params
+        .get(index)
+        .map_or_else(|| format!("#{index}"), |p| p.name.get_ref().clone())
+}
+
+/// Checks a call before anything is launched: every tensor in a buffer of
+/// `device`, then the signature ([`crate::args::check`]). Returns the
+/// elements each tensor parameter needs (`None` for scalars).
+pub fn check_call(
+    signature: &Signature,
+    dtype: Dtype,
+    arguments: &[Arg<'_>],
+    device: u64,
+) -> Result<Vec<Option<u64>>, RuntimeError> {
+    let described = describe(arguments, device).map_err(|i| RuntimeError::ForeignBuffer {
+        op: signature.name.get_ref().clone(),
+        param: param_name(signature, i),
+    })?;
+    Ok(crate::args::check(signature, dtype, &described)?)
 }
 
 /// The value of every integer scalar of a call, by parameter name: what

@@ -17,10 +17,10 @@ use std::sync::{Arc, Mutex};
 
 use kernelhub_manifest::kernel::{Backend, Dtype, Entry, Format, KernelManifest};
 
-use crate::device::{VerifiedArtifact, describe};
-use crate::launch::{FoundOp, KernelParams, dims, find_op, sizes};
+use crate::device::VerifiedArtifact;
+use crate::launch::{FoundOp, KernelParams, check_call, dims, find_op, param_name, sizes};
 use crate::select::OpChoice;
-use crate::{Arg, Buffer, Device, DeviceInfo, Kernel, Op, RuntimeError, args};
+use crate::{Arg, Buffer, Device, DeviceInfo, Kernel, Op, RuntimeError};
 
 /// Why a driver did not load a module.
 #[derive(Debug, Clone)]
@@ -384,19 +384,8 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
     fn launch(&self, arguments: &[Arg<'_>]) -> Result<(), RuntimeError> {
         let signature = &self.manifest.ops[self.signature];
         let op = signature.name.get_ref();
-        let param_name = |i: usize| {
-            signature
-                .params
-                .get(i)
-                .map_or_else(|| format!("#{i}"), |p| p.name.get_ref().clone())
-        };
-        let described = describe(arguments, self.queue.device_id()).map_err(|i| {
-            RuntimeError::ForeignBuffer {
-                op: op.clone(),
-                param: param_name(i),
-            }
-        })?;
-        args::check(signature, self.dtype, &described)?;
+        let param_name = |i: usize| param_name(signature, i);
+        check_call(signature, self.dtype, arguments, self.queue.device_id())?;
         let launch_error = |reason: String| RuntimeError::Launch {
             op: op.clone(),
             reason,

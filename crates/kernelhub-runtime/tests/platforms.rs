@@ -67,7 +67,13 @@ fn reference_kernels_on_synthetic_gpus() {
     let gfx90a = "build/rocm/activation_gfx90a.hsaco";
     let gfx942 = "build/rocm/activation_gfx942.hsaco";
     // (backend, platform, driver, expected artifact or a fragment of the reason)
-    let table: &[(Backend, &str, Option<(u32, u32)>, Result<&str, &str>)] = &[
+    type Row<'a> = (
+        Backend,
+        &'a str,
+        Option<(u32, u32)>,
+        Result<&'a str, &'a str>,
+    );
+    let table: &[Row<'_>] = &[
         (Cuda, "cuda:sm_90", Some((12, 4)), Ok(ptx)),
         (Cuda, "cuda:sm_90", Some((13, 0)), Ok(ptx)),
         (Cuda, "cuda:sm_80", Some((11, 0)), Ok(ptx)),

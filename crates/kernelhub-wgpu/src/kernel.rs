@@ -11,9 +11,9 @@ use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 
 use kernelhub_manifest::kernel::{Dtype, Entry, Format, KernelManifest};
-use kernelhub_runtime::args::{self, Scalar};
-use kernelhub_runtime::device::{VerifiedArtifact, describe};
-use kernelhub_runtime::launch::{FoundOp, dims, find_op, sizes};
+use kernelhub_runtime::args::Scalar;
+use kernelhub_runtime::device::VerifiedArtifact;
+use kernelhub_runtime::launch::{FoundOp, check_call, dims, find_op, param_name, sizes};
 use kernelhub_runtime::select::OpChoice;
 use kernelhub_runtime::{Arg, DeviceInfo, Kernel, Op, RuntimeError};
 
@@ -142,18 +142,8 @@ impl Op for WgslOp {
     fn launch(&self, arguments: &[Arg<'_>]) -> Result<(), RuntimeError> {
         let signature = &self.manifest.ops[self.signature];
         let op = signature.name.get_ref();
-        let param_name = |i: usize| {
-            signature
-                .params
-                .get(i)
-                .map_or_else(|| format!("#{i}"), |p| p.name.get_ref().clone())
-        };
-        let described =
-            describe(arguments, self.shared.id).map_err(|i| RuntimeError::ForeignBuffer {
-                op: op.clone(),
-                param: param_name(i),
-            })?;
-        let needed = args::check(signature, self.dtype, &described)?;
+        let param_name = |i: usize| param_name(signature, i);
+        let needed = check_call(signature, self.dtype, arguments, self.shared.id)?;
         let launch_error = |reason: String| RuntimeError::Launch {
             op: op.clone(),
             reason,
