@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/fake_cuda.rs"]
+pub mod fake_cuda;
 #[path = "support/faults.rs"]
 pub mod faults;
 #[path = "support/hf_layout.rs"]

@@ -54,13 +54,13 @@ fn source(name: &str) -> KernelSource {
 
 pub(crate) fn run(args: RunArgs) -> CliResult {
     let hub = Hub::new()?;
-    let sources: Vec<KernelSource> = if args.kernels.is_empty() {
+    let names: Vec<String> = if args.kernels.is_empty() {
         embedded::KERNELS
             .iter()
-            .map(|k| KernelSource::Embedded(k.name.to_string()))
+            .map(|k| k.name.to_string())
             .collect()
     } else {
-        args.kernels.iter().map(|k| source(k)).collect()
+        args.kernels.clone()
     };
     let timing = Timing {
         at_least: Duration::from_millis(args.time),
@@ -75,8 +75,8 @@ pub(crate) fn run(args: RunArgs) -> CliResult {
     }
     let mut failures = 0usize;
     let mut notes: Vec<String> = Vec::new();
-    for source in &sources {
-        let loaded = match hub.load(source) {
+    for name in &names {
+        let loaded = match hub.load(&source(name)) {
             Ok(loaded) => loaded,
             Err(error) => {
                 crate::report_error(&error);
@@ -93,7 +93,7 @@ pub(crate) fn run(args: RunArgs) -> CliResult {
             }
             if choice.chosen.is_none() {
                 notes.push(format!(
-                    "{} {}: nothing runs it on `{}` (`kernelhub doctor` says why)",
+                    "{} {}: nothing runs it on `{}` (`kernelhub doctor {name}` says why)",
                     choice.op, choice.dtype, info.name
                 ));
                 continue;
@@ -185,6 +185,10 @@ fn truncate(text: &str, width: usize) -> String {
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DoctorArgs {
+    /// Kernels to explain: names of embedded reference kernels, or kernel
+    /// repo directories [default: the kernels of `kernels.lock`, else every
+    /// embedded kernel]
+    kernels: Vec<String>,
     #[command(flatten)]
     hub: HubArgs,
 }
@@ -243,7 +247,10 @@ pub(crate) fn doctor(args: DoctorArgs) -> CliResult {
     }
     // The project's locked kernels, or the embedded reference kernels.
     let lock_path = args.hub.project().join("kernels.lock");
-    let sources: Vec<KernelSource> = if lock_path.exists() {
+    let sources: Vec<KernelSource> = if !args.kernels.is_empty() {
+        writeln!(out, "kernels:")?;
+        args.kernels.iter().map(|k| source(k)).collect()
+    } else if lock_path.exists() {
         let project = crate::hub::read_project(args.hub.project())?;
         let settings = crate::hub::settings(&args.hub, project.as_ref())?;
         let lock = crate::hub::read_lock(args.hub.project())?;
@@ -317,13 +324,12 @@ fn print_plans(
             info.backend,
             plan.covered()
         )?;
-        if rank > 0 {
-            continue;
-        }
-        // Each artifact not chosen, once, with every reason given for it.
+        // Each artifact not chosen, once, with every reason given for it;
+        // for the chosen device also what runs each (op, dtype).
         let mut unused: Vec<(usize, Vec<&str>)> = Vec::new();
         for choice in &plan.choices {
             match choice.chosen {
+                _ if rank > 0 => {}
                 Some(index) => writeln!(
                     out,
                     "       {} {}: `{}`",
@@ -346,6 +352,11 @@ fn print_plans(
             }
         }
         unused.sort_by_key(|(i, _)| *i);
+        // Another backend's artifacts say only that they are another
+        // backend's: noise on every device but their own.
+        if rank > 0 {
+            unused.retain(|(i, _)| *manifest.artifacts[*i].backend.get_ref() == info.backend);
+        }
         for (index, reasons) in unused {
             writeln!(
                 out,

@@ -102,32 +102,43 @@ impl fmt::Display for CudaDeviceInfo {
 /// The opened driver: the library `KERNELHUB_CUDA_LIBRARY` names, else
 /// `libcuda.so.1`; initialised once.
 pub(crate) fn initialised_driver() -> Result<&'static Driver, ProbeError> {
+    init().map(|(driver, _)| driver)
+}
+
+/// The opened driver, and whether `cuInit` found a GPU: when it answers
+/// `CUDA_ERROR_NO_DEVICE` the driver stays uninitialised, and every call
+/// but `cuDriverGetVersion` and the error texts then fails with
+/// `CUDA_ERROR_NOT_INITIALIZED`, `cuDeviceGetCount` included.
+fn init() -> Result<(&'static Driver, bool), ProbeError> {
     let override_path = std::env::var(KERNELHUB_CUDA_LIBRARY)
         .ok()
         .filter(|v| !v.is_empty());
     let driver = sys::driver(override_path.as_deref()).map_err(ProbeError::NoDriver)?;
     // SAFETY: `cuInit` takes flags, which must be 0; it is idempotent.
     let status = unsafe { (driver.init)(0) };
-    if status != CUDA_ERROR_NO_DEVICE {
-        driver.check("cuInit", status)?;
+    if status == CUDA_ERROR_NO_DEVICE {
+        return Ok((driver, false));
     }
-    Ok(driver)
+    driver.check("cuInit", status)?;
+    Ok((driver, true))
 }
 
 /// Opens the driver and lists the GPUs. A driver with no GPU (`cuInit`
 /// answering `CUDA_ERROR_NO_DEVICE`) is a platform with no devices.
 pub fn probe() -> Result<CudaPlatform, ProbeError> {
-    let driver = initialised_driver()?;
+    let (driver, has_devices) = init()?;
     let mut version: c_int = 0;
     // SAFETY: writes one int.
     driver.check("cuDriverGetVersion", unsafe {
         (driver.driver_get_version)(&mut version)
     })?;
     let mut count: c_int = 0;
-    // SAFETY: writes one int.
-    let status = unsafe { (driver.device_get_count)(&mut count) };
-    if status != CUDA_ERROR_NO_DEVICE {
-        driver.check("cuDeviceGetCount", status)?;
+    if has_devices {
+        // SAFETY: writes one int.
+        let status = unsafe { (driver.device_get_count)(&mut count) };
+        if status != CUDA_ERROR_NO_DEVICE {
+            driver.check("cuDeviceGetCount", status)?;
+        }
     }
     let devices = (0..count.max(0))
         .map(|ordinal| device_info(driver, ordinal))
