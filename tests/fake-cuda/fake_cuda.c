@@ -644,12 +644,14 @@ static uint64_t read_le(const unsigned char *p, unsigned n) {
     return v;
 }
 
-/* A cubin: 64-bit little-endian ELF. Its SM is e_flags & 0xff; its
- * kernels are the STT_FUNC symbols, with unknown parameters. */
+/* A cubin: 64-bit little-endian ELF. Its SM is e_flags & 0xff up to ELF
+ * ABI version 7 (CUDA 12 and older), bits 8-15 from version 8 (CUDA 13);
+ * its kernels are the STT_FUNC symbols, with unknown parameters. */
 static CUresult load_elf(struct module *m, const unsigned char *elf) {
     if (elf[4] != 2 || elf[5] != 1)
         return CUDA_ERROR_INVALID_IMAGE;
-    unsigned arch = (unsigned)read_le(elf + 48, 4) & 0xff;
+    unsigned flags = (unsigned)read_le(elf + 48, 4);
+    unsigned arch = elf[8] >= 8 ? (flags >> 8) & 0xff : flags & 0xff;
     if ((int)arch != sm)
         return CUDA_ERROR_NO_BINARY_FOR_GPU;
     uint64_t shoff = read_le(elf + 40, 8);
