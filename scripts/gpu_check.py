@@ -146,6 +146,9 @@ def read_rows(paths):
                 if not line.strip().startswith("{"):
                     continue
                 row = json.loads(line)
+                if "error" in row:  # the op did not run: say so, measure nothing
+                    print(f"FAIL kernelhub {row['op']} {row['dtype']} on {row['backend']}: {row['error']}")
+                    continue
                 row["variant"] = variant_of(row.get("artifact", ""))
                 key = (row["op"], row["dtype"], row["size"], row["variant"], row["backend"])
                 if key in seen:

@@ -143,6 +143,19 @@ pub(crate) fn run(args: RunArgs) -> CliResult {
                         }
                     )?;
                 }
+                Err(error) if args.json => {
+                    failures += 1;
+                    let line = serde_json::json!({
+                        "op": choice.op,
+                        "dtype": choice.dtype.to_string(),
+                        "tokens": args.tokens,
+                        "backend": info.backend.to_string(),
+                        "device": info.name,
+                        "error": error.to_string(),
+                    });
+                    writeln!(out, "{line}")?;
+                    crate::report_error(&error);
+                }
                 Err(error) => {
                     failures += 1;
                     writeln!(
