@@ -28,7 +28,7 @@ set -euo pipefail
 
 CLANG=${CLANG:-clang-15}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-KERNELS=(activation rmsnorm rotary)
+KERNELS=(activation rmsnorm rotary softmax)
 
 usage() {
     echo "usage: $0 [--check]" >&2

@@ -7,8 +7,6 @@
 //! hold at least the elements its shape needs, and no written tensor may
 //! overlap another tensor of the call.
 
-use std::collections::HashMap;
-
 use kernelhub_manifest::kernel::{Dtype, Op, ParamKind, ScalarType, TensorDtype};
 
 /// A scalar argument.
@@ -148,10 +146,32 @@ pub enum ArgError {
     },
 }
 
-/// Checks `args` against `op` at `dtype`; returns the elements each tensor
-/// parameter needs (`None` for scalars), in parameter order.
-pub fn check(op: &Op, dtype: Dtype, args: &[Arg]) -> Result<Vec<Option<u64>>, ArgError> {
-    let name = op.name.get_ref().clone();
+/// The integer scalars of a call by parameter name: what shape and launch
+/// geometry expressions are evaluated with. A list, not a map: ops have a
+/// handful of parameters, and a launch should not hash.
+#[derive(Debug, Clone, Default)]
+pub struct Sizes<'a>(Vec<(&'a str, u64)>);
+
+impl Sizes<'_> {
+    /// The value of parameter `name`, if it is an integer scalar of the call.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+    }
+}
+
+/// What a call that passed [`check`] needs.
+#[derive(Debug, Clone)]
+pub struct Checked<'a> {
+    /// The elements each tensor parameter needs (`None` for scalars), in
+    /// parameter order.
+    pub needed: Vec<Option<u64>>,
+    /// The integer scalars.
+    pub sizes: Sizes<'a>,
+}
+
+/// Checks `args` against `op` at `dtype`.
+pub fn check<'a>(op: &'a Op, dtype: Dtype, args: &[Arg]) -> Result<Checked<'a>, ArgError> {
+    let name = op.name.get_ref().as_str();
     if !op.dtypes.iter().any(|d| *d.get_ref() == dtype) {
         let supported: Vec<String> = op
             .dtypes
@@ -159,7 +179,7 @@ pub fn check(op: &Op, dtype: Dtype, args: &[Arg]) -> Result<Vec<Option<u64>>, Ar
             .map(|d| format!("{:?}", d.get_ref()))
             .collect();
         return Err(ArgError::Dtype {
-            op: name,
+            op: name.to_string(),
             dtype,
             supported: supported.join(", "),
         });
@@ -171,19 +191,19 @@ pub fn check(op: &Op, dtype: Dtype, args: &[Arg]) -> Result<Vec<Option<u64>>, Ar
             .map(|p| p.name.get_ref().as_str())
             .collect();
         return Err(ArgError::Count {
-            op: name,
+            op: name.to_string(),
             expected: op.params.len(),
             names: names.join(", "),
             got: args.len(),
         });
     }
     let mismatch = |param: &str, expected: String, got: String| ArgError::Mismatch {
-        op: name.clone(),
+        op: name.to_string(),
         param: param.to_string(),
         expected,
         got,
     };
-    let mut sizes: HashMap<&str, u64> = HashMap::new();
+    let mut sizes = Sizes(Vec::with_capacity(args.len()));
     for (param, arg) in op.params.iter().zip(args) {
         let param_name = param.name.get_ref();
         match (&param.kind, arg) {
@@ -196,7 +216,7 @@ pub fn check(op: &Op, dtype: Dtype, args: &[Arg]) -> Result<Vec<Option<u64>>, Ar
                     ));
                 }
                 if let Some(size) = value.as_size() {
-                    sizes.insert(param_name, size);
+                    sizes.0.push((param_name, size));
                 }
             }
             (
@@ -240,14 +260,14 @@ pub fn check(op: &Op, dtype: Dtype, args: &[Arg]) -> Result<Vec<Option<u64>>, Ar
         for dim in shape {
             let value = dim
                 .get_ref()
-                .eval(&|n| sizes.get(n).copied())
+                .eval(&|n| sizes.get(n))
                 .map_err(|e| ArgError::Shape {
-                    op: name.clone(),
+                    op: name.to_string(),
                     param: param_name.clone(),
                     reason: e.to_string(),
                 })?;
             elements = elements.checked_mul(value).ok_or_else(|| ArgError::Shape {
-                op: name.clone(),
+                op: name.to_string(),
                 param: param_name.clone(),
                 reason: "the element count overflows 64 bits".into(),
             })?;
@@ -255,7 +275,7 @@ pub fn check(op: &Op, dtype: Dtype, args: &[Arg]) -> Result<Vec<Option<u64>>, Ar
         let bytes = elements.saturating_mul(tensor.dtype.size() as u64);
         if bytes > tensor.len {
             return Err(ArgError::TooSmall {
-                op: name,
+                op: name.to_string(),
                 param: param_name.clone(),
                 needed: elements,
                 bytes,
@@ -287,14 +307,14 @@ pub fn check(op: &Op, dtype: Dtype, args: &[Arg]) -> Result<Vec<Option<u64>>, Ar
                 && b.offset < a.offset + a_len;
             if overlap {
                 return Err(ArgError::Alias {
-                    op: name,
+                    op: name.to_string(),
                     written: param.name.get_ref().clone(),
                     other: other.name.get_ref().clone(),
                 });
             }
         }
     }
-    Ok(needed)
+    Ok(Checked { needed, sizes })
 }
 
 #[cfg(test)]
@@ -338,7 +358,7 @@ mod tests {
             Arg::Scalar(Scalar::U32(8)),
         ];
         assert_eq!(
-            check(&op, Dtype::F32, &args).unwrap(),
+            check(&op, Dtype::F32, &args).unwrap().needed,
             [Some(24), Some(48), None, None]
         );
     }

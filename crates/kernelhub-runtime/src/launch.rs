@@ -4,13 +4,12 @@
 //! backends) lay the arguments out the way `cuLaunchKernel` and
 //! `hipModuleLaunchKernel` read them.
 
-use std::collections::HashMap;
 use std::ffi::c_void;
 
 use kernelhub_manifest::expr::Expr;
 use kernelhub_manifest::kernel::{Dtype, Entry, KernelManifest, Op as Signature};
 
-use crate::args::Scalar;
+use crate::args::{Checked, Scalar, Sizes};
 use crate::device::{Arg, RuntimeError, describe};
 use crate::select::{OpChoice, explain_uncovered};
 
@@ -92,14 +91,13 @@ pub fn param_name(signature: &Signature, index: usize) -> String {
 }
 
 /// Checks a call before anything is launched: every tensor in a buffer of
-/// `device`, then the signature ([`crate::args::check`]). Returns the
-/// elements each tensor parameter needs (`None` for scalars).
-pub fn check_call(
-    signature: &Signature,
+/// `device`, then the signature ([`crate::args::check`]).
+pub fn check_call<'a>(
+    signature: &'a Signature,
     dtype: Dtype,
     arguments: &[Arg<'_>],
     device: u64,
-) -> Result<Vec<Option<u64>>, RuntimeError> {
+) -> Result<Checked<'a>, RuntimeError> {
     let described = describe(arguments, device).map_err(|i| RuntimeError::ForeignBuffer {
         op: signature.name.get_ref().clone(),
         param: param_name(signature, i),
@@ -107,30 +105,16 @@ pub fn check_call(
     Ok(crate::args::check(signature, dtype, &described)?)
 }
 
-/// The value of every integer scalar of a call, by parameter name: what
-/// shape and geometry expressions are evaluated with.
-pub fn sizes<'a>(signature: &'a Signature, arguments: &[Arg<'_>]) -> HashMap<&'a str, u64> {
-    signature
-        .params
-        .iter()
-        .zip(arguments)
-        .filter_map(|(p, a)| match a {
-            Arg::Scalar(scalar) => scalar.as_size().map(|v| (p.name.get_ref().as_str(), v)),
-            Arg::Tensor(_) => None,
-        })
-        .collect()
-}
-
 /// Evaluates up to three geometry expressions (`grid` or `block`); missing
 /// dimensions are 1. The error names the expression that failed.
 pub fn dims<'e>(
     exprs: impl IntoIterator<Item = &'e Expr>,
-    sizes: &HashMap<&str, u64>,
+    sizes: &Sizes<'_>,
 ) -> Result<[u64; 3], String> {
     let mut out = [1u64; 3];
     for (slot, expr) in out.iter_mut().zip(exprs) {
         *slot = expr
-            .eval(&|n| sizes.get(n).copied())
+            .eval(&|n| sizes.get(n))
             .map_err(|e| format!("`{expr}`: {e}"))?;
     }
     Ok(out)

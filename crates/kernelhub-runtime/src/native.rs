@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use kernelhub_manifest::kernel::{Backend, Dtype, Entry, Format, KernelManifest};
 
 use crate::device::VerifiedArtifact;
-use crate::launch::{FoundOp, KernelParams, check_call, dims, find_op, param_name, sizes};
+use crate::launch::{FoundOp, KernelParams, check_call, dims, find_op, param_name};
 use crate::select::OpChoice;
 use crate::{Arg, Buffer, Device, DeviceInfo, Kernel, Op, RuntimeError};
 
@@ -385,7 +385,7 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
         let signature = &self.manifest.ops[self.signature];
         let op = signature.name.get_ref();
         let param_name = |i: usize| param_name(signature, i);
-        check_call(signature, self.dtype, arguments, self.queue.device_id())?;
+        let checked = check_call(signature, self.dtype, arguments, self.queue.device_id())?;
         let launch_error = |reason: String| RuntimeError::Launch {
             op: op.clone(),
             reason,
@@ -409,8 +409,8 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
                 )));
             }
         }
-        let sizes = sizes(signature, arguments);
-        let grid = dims(self.entry.grid.iter().map(|e| e.get_ref()), &sizes)
+        let sizes = &checked.sizes;
+        let grid = dims(self.entry.grid.iter().map(|e| e.get_ref()), sizes)
             .map_err(|e| launch_error(format!("its grid {e}")))?;
         let Some(block) = &self.entry.block else {
             return Err(launch_error(format!(
@@ -418,15 +418,12 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
                 self.path
             )));
         };
-        let block = dims(block.iter().map(|e| e.get_ref()), &sizes)
+        let block = dims(block.iter().map(|e| e.get_ref()), sizes)
             .map_err(|e| launch_error(format!("its block {e}")))?;
         let shared = match &self.entry.shared_mem {
-            Some(expr) => expr
-                .get_ref()
-                .eval(&|n| sizes.get(n).copied())
-                .map_err(|e| {
-                    launch_error(format!("its shared memory `{}`: {e}", expr.get_ref()))
-                })?,
+            Some(expr) => expr.get_ref().eval(&|n| sizes.get(n)).map_err(|e| {
+                launch_error(format!("its shared memory `{}`: {e}", expr.get_ref()))
+            })?,
             None => 0,
         };
         if grid.contains(&0) || block.contains(&0) {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use kernelhub_manifest::kernel::{Dtype, Entry, Format, KernelManifest};
 use kernelhub_runtime::args::Scalar;
 use kernelhub_runtime::device::VerifiedArtifact;
-use kernelhub_runtime::launch::{FoundOp, check_call, dims, find_op, param_name, sizes};
+use kernelhub_runtime::launch::{FoundOp, check_call, dims, find_op, param_name};
 use kernelhub_runtime::select::OpChoice;
 use kernelhub_runtime::{Arg, DeviceInfo, Kernel, Op, RuntimeError};
 
@@ -143,7 +143,7 @@ impl Op for WgslOp {
         let signature = &self.manifest.ops[self.signature];
         let op = signature.name.get_ref();
         let param_name = |i: usize| param_name(signature, i);
-        let needed = check_call(signature, self.dtype, arguments, self.shared.id)?;
+        let checked = check_call(signature, self.dtype, arguments, self.shared.id)?;
         let launch_error = |reason: String| RuntimeError::Launch {
             op: op.clone(),
             reason,
@@ -152,7 +152,7 @@ impl Op for WgslOp {
         // what the shape needs and what the adapter can bind.
         let limits = &self.shared.limits;
         let mut bindings: Vec<(&wgpu::Buffer, u64, u64)> = Vec::new();
-        for (i, (argument, elements)) in arguments.iter().zip(&needed).enumerate() {
+        for (i, (argument, elements)) in arguments.iter().zip(&checked.needed).enumerate() {
             let (Arg::Tensor(tensor), Some(elements)) = (argument, elements) else {
                 continue;
             };
@@ -229,11 +229,8 @@ impl Op for WgslOp {
             }
         }
         // Integer scalars give the grid.
-        let grid = dims(
-            self.entry.grid.iter().map(|e| e.get_ref()),
-            &sizes(signature, arguments),
-        )
-        .map_err(|e| launch_error(format!("its grid {e}")))?;
+        let grid = dims(self.entry.grid.iter().map(|e| e.get_ref()), &checked.sizes)
+            .map_err(|e| launch_error(format!("its grid {e}")))?;
         let most = limits.max_compute_workgroups_per_dimension;
         let grid = grid.map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         if let Some(n) = grid.iter().find(|n| **n > most) {

@@ -64,6 +64,9 @@ pub static KERNELS: &[EmbeddedKernel] = &[
         "wgsl/rotary_f16.wgsl",
     ),
     kernel!("softmax":
+        "build/cuda/softmax_sm80.ptx",
+        "build/rocm/softmax_gfx90a.hsaco",
+        "build/rocm/softmax_gfx942.hsaco",
         "wgsl/softmax_f32.wgsl",
         "wgsl/softmax_f16.wgsl",
         "wgsl/softmax_f32_subgroups.wgsl",
