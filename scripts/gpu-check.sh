@@ -180,9 +180,11 @@ run() {
     done
     tokens=${KERNELHUB_GPU_TOKENS:-8192}
     ms=${KERNELHUB_GPU_TIME_MS:-300}
+    # NVIDIA, else AMD (rocm-smi), else whatever kernelhub finds.
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader > "$out/device.txt" 2>/dev/null ||
-        echo "unknown GPU (no nvidia-smi)" > "$out/device.txt"
-    nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || true
+        rocm-smi --showproductname --csv 2>/dev/null | sed -n 2p > "$out/device.txt"
+    [[ -s $out/device.txt ]] || echo "unknown GPU (no nvidia-smi or rocm-smi; see doctor.txt)" > "$out/device.txt"
+    nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || rocm-smi > "$out/rocm-smi.txt" 2>&1 || true
     step "device: $(head -n1 "$out/device.txt")"
 
     step "cubins"
@@ -203,6 +205,8 @@ run() {
         echo "  $(grep -c '^{' "$out/run-$variant.jsonl" || true) op/dtype pairs measured"
     }
     if ((${#copies[@]})); then measure cubin "${copies[@]}"; else step "run cubin: no cubin copies, skipped"; fi
+    # On NVIDIA the committed kernels' native artifact is the PTX; on AMD the
+    # hsaco (the table labels each row by its artifact's extension).
     measure ptx "${kernels[@]}"
     KERNELHUB_BACKEND=wgpu measure wgsl "${kernels[@]}"
 
