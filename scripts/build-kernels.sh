@@ -16,7 +16,9 @@
 #                                     exit 1 naming every file that differs
 #
 # After changing a source, rebuild and then update size and sha256 in that
-# kernel's kernel.toml (`kernelhub manifest update`).
+# kernel's kernel.toml (`kernelhub manifest update`). The .hip of activation,
+# rmsnorm and rotary is derived from the .cu (scripts/hip-from-cu.py K);
+# softmax.hip is written by hand.
 #
 # gfx942 (MI300): clang-15 predates the gfx942 target ID, so the gfx942 code
 # object is compiled for gfx940, the first CDNA3 target ID, which has the same
