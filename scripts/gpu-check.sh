@@ -17,7 +17,10 @@
 #   scripts/gpu-check.sh run     # there, in the repo root: prints the table,
 #                                # writes every log to $OUT (or .gpu-check/out)
 #
-# `run`, in order (each step with a time limit; ~3-4 minutes in all):
+# `run`, in order (each step with a time limit, together at most 510 s, so
+# that one device command of 600 s always reaches the table; ~3-4 minutes
+# expected). On the device tool: run(command="scripts/gpu-check.sh run",
+# carry=[".gpu-check"], timeout_s=590).
 #   1. cubins: copies of kernels/<k> under $OUT/cubin/, each with a cubin
 #      compiled by ptxas from build/cuda/*.ptx for the GPU's architecture
 #      (sm_XY from nvidia-smi's compute_cap), its [[artifacts]] added to the
@@ -199,7 +202,7 @@ run() {
         local variant=$1
         shift
         step "run $variant: ${*#"$PWD"/}"
-        timeout 150 "$DIR/kernelhub" run "$@" --tokens "$tokens" --time "$ms" --json \
+        timeout 110 "$DIR/kernelhub" run "$@" --tokens "$tokens" --time "$ms" --json \
             > "$out/run-$variant.jsonl" 2> "$out/run-$variant.err" ||
             echo "  kernelhub run exited $? (run-$variant.err)"
         echo "  $(grep -c '^{' "$out/run-$variant.jsonl" || true) op/dtype pairs measured"
@@ -213,15 +216,15 @@ run() {
     step "bench: cuda (launch overhead, first load)"
     rm -rf "$out/criterion"
     CUDA_CACHE_DISABLE=1 KERNELHUB_BENCH_CUBIN_KERNEL="$out/cubin/activation" CRITERION_HOME="$out/criterion/cuda" \
-        timeout 90 "$DIR/cuda-bench" --bench > "$out/cuda-bench.txt" 2>&1 || echo "  cuda-bench exited $? (cuda-bench.txt)"
+        timeout 60 "$DIR/cuda-bench" --bench > "$out/cuda-bench.txt" 2>&1 || echo "  cuda-bench exited $? (cuda-bench.txt)"
     step "bench: wgpu launch overhead"
-    CRITERION_HOME="$out/criterion/wgpu" timeout 60 "$DIR/runtime-bench" --bench launch > "$out/wgpu-bench.txt" 2>&1 ||
+    CRITERION_HOME="$out/criterion/wgpu" timeout 40 "$DIR/runtime-bench" --bench launch > "$out/wgpu-bench.txt" 2>&1 ||
         echo "  runtime-bench exited $? (wgpu-bench.txt)"
 
     step "PyTorch, then the table"
     local ptxas_version
     ptxas_version=$(grep -m1 -o 'release [0-9.]*, V[0-9.]*' "$out/cubin.log" 2>/dev/null || echo none)
-    timeout 150 python3 scripts/gpu_check.py --tokens "$tokens" \
+    timeout 80 python3 scripts/gpu_check.py --tokens "$tokens" \
         --device-name "$(head -n1 "$out/device.txt")" \
         --note "cubins: ptxas $ptxas_version (commands in cubin.log); launches timed >= $ms ms per op" \
         --criterion "$out/criterion/cuda" --criterion "$out/criterion/wgpu" --write-jsonl "$out/results.jsonl" \

@@ -549,7 +549,8 @@ fn launch_parameters_are_what_the_ptx_declares() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("parameter `input` starts at byte 2, not a multiple of its 4-byte elements"),
+        error.contains("parameter `input` starts at device address 0x")
+            && error.contains("(byte 2 of its buffer), not a multiple of its 4-byte elements"),
         "{error}"
     );
     assert_eq!(

@@ -264,6 +264,19 @@ EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice device) {
     return status;
 }
 
+EXPORT CUresult cuCtxGetCurrent(CUcontext *context) {
+    NEED_INIT();
+    if (!context)
+        return CUDA_ERROR_INVALID_VALUE;
+    *context = current_context;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuCtxSynchronize(void) {
+    NEED_CONTEXT();
+    return CUDA_SUCCESS;
+}
+
 EXPORT CUresult cuCtxSetCurrent(CUcontext context) {
     NEED_INIT();
     if (context && (context != &primary_context || context_refs <= 0))

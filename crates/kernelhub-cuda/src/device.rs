@@ -23,7 +23,7 @@ use kernelhub_manifest::introspect::ptx::{min_driver_for_ptx, parse_ptx};
 use kernelhub_manifest::kernel::{Backend, DriverVersion, Format};
 use kernelhub_manifest::select::Platform;
 use kernelhub_runtime::DeviceInfo;
-use kernelhub_runtime::native::{Limits, ModuleError, NativeDevice, NativeQueue};
+use kernelhub_runtime::native::{LaunchError, Limits, ModuleError, NativeDevice, NativeQueue};
 
 use crate::probe::{CudaDeviceInfo, ProbeError, device_info, driver_version, initialised_driver};
 use crate::result::CudaError;
@@ -62,11 +62,12 @@ pub fn open(ordinal: i32) -> Result<CudaDevice, ProbeError> {
         id: kernelhub_runtime::device::unique_id(),
         info: device_info_for(&described, driver_version(version)),
     });
-    context.bind()?;
     let mut stream: CUstream = std::ptr::null_mut();
-    // SAFETY: writes one stream handle in the current context.
-    driver.check("cuStreamCreate", unsafe {
-        (driver.stream_create)(&mut stream, CU_STREAM_NON_BLOCKING)
+    context.bound(|| {
+        // SAFETY: writes one stream handle in the current context.
+        driver.check("cuStreamCreate", unsafe {
+            (driver.stream_create)(&mut stream, CU_STREAM_NON_BLOCKING)
+        })
     })?;
     Ok(NativeDevice::new(CudaQueue {
         context,
@@ -108,13 +109,34 @@ unsafe impl Send for Context {}
 unsafe impl Sync for Context {}
 
 impl Context {
-    /// Makes the context current on this thread; every driver call that
-    /// works in a context goes through here first.
-    fn bind(&self) -> Result<(), CudaError> {
+    /// Runs `f` with this context current on the calling thread: every
+    /// driver call that works in a context goes through here. Where the
+    /// thread already has it (an engine on the primary context, or an
+    /// earlier call here) that costs one `cuCtxGetCurrent`. Where the
+    /// thread had another context current (an engine's own), it is made
+    /// current again afterwards, so kernelhub never leaves an engine's
+    /// thread on the wrong context; a thread that had none keeps this one.
+    fn bound<T>(&self, f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
+        let driver = self.driver;
+        let mut previous: CUcontext = std::ptr::null_mut();
+        // SAFETY: writes one context handle (null when none is current).
+        driver.check("cuCtxGetCurrent", unsafe {
+            (driver.ctx_get_current)(&mut previous)
+        })?;
+        if previous == self.raw {
+            return f();
+        }
         // SAFETY: `raw` is a retained primary context, valid until `drop`.
-        self.driver.check("cuCtxSetCurrent", unsafe {
-            (self.driver.ctx_set_current)(self.raw)
-        })
+        driver.check("cuCtxSetCurrent", unsafe {
+            (driver.ctx_set_current)(self.raw)
+        })?;
+        let result = f();
+        if !previous.is_null() {
+            // SAFETY: the context that was current a moment ago, which the
+            // thread's owner keeps alive; a failure leaves ours current.
+            let _ = unsafe { (driver.ctx_set_current)(previous) };
+        }
+        result
     }
 }
 
@@ -143,10 +165,15 @@ unsafe impl Sync for CudaQueue {}
 
 impl Drop for CudaQueue {
     fn drop(&mut self) {
-        if self.owned && self.context.bind().is_ok() {
-            // SAFETY: a stream this crate created and nothing else holds;
-            // pending work completes before the driver frees it.
-            let _ = unsafe { (self.context.driver.stream_destroy)(self.stream) };
+        if self.owned {
+            let driver = self.context.driver;
+            let _ = self.context.bound(|| {
+                // SAFETY: a stream this crate created and nothing else
+                // holds; pending work completes before the driver frees it.
+                driver.check("cuStreamDestroy_v2", unsafe {
+                    (driver.stream_destroy)(self.stream)
+                })
+            });
         }
     }
 }
@@ -162,13 +189,15 @@ impl CudaQueue {
         self.context.raw
     }
 
-    /// Binds the context, then makes the driver call(s); the driver's
-    /// error as text.
+    /// Makes the driver call(s) in the context ([`Context::bound`]); the
+    /// driver's error as text.
     fn call(&self, f: impl FnOnce(&'static Driver) -> Result<(), CudaError>) -> Result<(), String> {
-        self.context
-            .bind()
-            .and_then(|()| f(self.context.driver))
+        self.bound(|| f(self.context.driver))
             .map_err(|e| e.to_string())
+    }
+
+    fn bound<T>(&self, f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
+        self.context.bound(f)
     }
 
     fn sync(driver: &Driver, stream: CUstream) -> Result<(), CudaError> {
@@ -192,10 +221,18 @@ unsafe impl Sync for CudaModule {}
 
 impl Drop for CudaModule {
     fn drop(&mut self) {
-        if self.context.bind().is_ok() {
-            // SAFETY: a module this crate loaded; no op refers to it any more.
-            let _ = unsafe { (self.context.driver.module_unload)(self.raw) };
-        }
+        let driver = self.context.driver;
+        let _ = self.context.bound(|| {
+            // Launches of its functions may still be running, on any
+            // stream of the context (an engine's included): wait for them.
+            // SAFETY: no arguments; the context is current.
+            driver.check("cuCtxSynchronize", unsafe { (driver.ctx_synchronize)() })?;
+            // SAFETY: a module this crate loaded; no op refers to it any
+            // more and none of its work is pending.
+            driver.check("cuModuleUnload", unsafe {
+                (driver.module_unload)(self.raw)
+            })
+        });
     }
 }
 
@@ -214,6 +251,7 @@ const LOG_BYTES: usize = 16 * 1024;
 /// moves on to the next candidate instead of failing.
 const REFUSALS: &[i32] = &[
     sys::CUDA_ERROR_INVALID_IMAGE,
+    300, // CUDA_ERROR_INVALID_SOURCE: what drivers say of an image for another architecture
     sys::CUDA_ERROR_NO_BINARY_FOR_GPU,
     sys::CUDA_ERROR_INVALID_PTX,
     221, // CUDA_ERROR_JIT_COMPILER_NOT_FOUND
@@ -232,6 +270,7 @@ impl NativeQueue for CudaQueue {
         grid: [(1 << 31) - 1, 65535, 65535],
         block: [1024, 1024, 64],
         threads: 1024,
+        grid_threads: u64::MAX,
     };
 
     fn info(&self) -> &DeviceInfo {
@@ -249,7 +288,9 @@ impl NativeQueue for CudaQueue {
             // SAFETY: writes one device address in the current context.
             driver.check("cuMemAlloc_v2", unsafe {
                 (driver.mem_alloc)(&mut address, len)
-            })?;
+            })
+        })?;
+        let zeroed = self.call(|driver| {
             // SAFETY: the `len` bytes just allocated.
             driver.check("cuMemsetD8Async", unsafe {
                 (driver.memset_d8_async)(address, 0, len, self.stream)
@@ -257,7 +298,11 @@ impl NativeQueue for CudaQueue {
             // The zeros are there before the buffer is handed out,
             // whatever stream the caller uses it on next.
             Self::sync(driver, self.stream)
-        })?;
+        });
+        if let Err(e) = zeroed {
+            self.free(address);
+            return Err(e);
+        }
         Ok(address)
     }
 
@@ -300,17 +345,22 @@ impl NativeQueue for CudaQueue {
 
     fn load_module(&self, format: Format, bytes: &Arc<[u8]>) -> Result<CudaModule, ModuleError> {
         let image: std::borrow::Cow<'_, [u8]> = match format {
-            // The driver reads PTX as a C string.
+            // The driver reads PTX as a C string. A byte-order mark and
+            // trailing NULs (which `kernelhub check` accepts) are dropped;
+            // a NUL inside the text would cut it short, so it is refused.
             Format::Ptx => {
-                if bytes.contains(&0) {
+                let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+                let end = text.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+                let text = &text[..end];
+                if text.contains(&0) {
                     return Err(ModuleError::Refused(
-                        "the PTX text contains a NUL byte".into(),
+                        "the PTX text contains a NUL byte before its end".into(),
                     ));
                 }
-                let mut text = Vec::with_capacity(bytes.len() + 1);
-                text.extend_from_slice(bytes);
-                text.push(0);
-                text.into()
+                let mut terminated = Vec::with_capacity(text.len() + 1);
+                terminated.extend_from_slice(text);
+                terminated.push(0);
+                terminated.into()
             }
             Format::Cubin | Format::Fatbin => bytes[..].into(),
             other => {
@@ -321,35 +371,32 @@ impl NativeQueue for CudaQueue {
         };
         let driver = self.context.driver;
         let mut error_log = vec![0u8; LOG_BYTES];
-        let mut info_log = vec![0u8; LOG_BYTES];
-        let mut options: [CUjit_option; 4] = [
+        let mut options: [CUjit_option; 2] = [
             sys::CU_JIT_ERROR_LOG_BUFFER,
             sys::CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES,
-            sys::CU_JIT_INFO_LOG_BUFFER,
-            sys::CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES,
         ];
         // Sizes are passed in the pointer-sized option values themselves.
-        let mut values: [*mut c_void; 4] = [
+        let mut values: [*mut c_void; 2] = [
             error_log.as_mut_ptr().cast(),
-            std::ptr::without_provenance_mut(LOG_BYTES),
-            info_log.as_mut_ptr().cast(),
             std::ptr::without_provenance_mut(LOG_BYTES),
         ];
         let mut raw: CUmodule = std::ptr::null_mut();
-        self.context
-            .bind()
+        let status = self
+            .bound(|| {
+                // SAFETY: `image` is a whole PTX C string, cubin or fatbin
+                // that outlives the call; the log buffer is writable for
+                // the size given.
+                Ok(unsafe {
+                    (driver.module_load_data_ex)(
+                        &mut raw,
+                        image.as_ptr().cast(),
+                        options.len() as c_uint,
+                        options.as_mut_ptr(),
+                        values.as_mut_ptr(),
+                    )
+                })
+            })
             .map_err(|e| ModuleError::Failed(e.to_string()))?;
-        // SAFETY: `image` is a whole PTX C string, cubin or fatbin that
-        // outlives the call; the log buffers are writable for the sizes given.
-        let status = unsafe {
-            (driver.module_load_data_ex)(
-                &mut raw,
-                image.as_ptr().cast(),
-                options.len() as c_uint,
-                options.as_mut_ptr(),
-                values.as_mut_ptr(),
-            )
-        };
         match driver.check("cuModuleLoadDataEx", status) {
             Ok(()) => Ok(CudaModule {
                 context: self.context.clone(),
@@ -386,8 +433,9 @@ impl NativeQueue for CudaQueue {
         block: [u32; 3],
         shared_bytes: u32,
         params: &mut [*mut c_void],
-    ) -> Result<(), String> {
-        self.call(|driver| {
+    ) -> Result<(), LaunchError> {
+        let driver = self.context.driver;
+        self.bound(|| {
             // SAFETY: the caller guarantees `params` and the geometry fit
             // the function (the trait's contract); the stream is live.
             driver.check("cuLaunchKernel", unsafe {
@@ -406,6 +454,7 @@ impl NativeQueue for CudaQueue {
                 )
             })
         })
+        .map_err(|e| LaunchError::from_status(e.code, e.to_string()))
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! The driver (`libcuda.so.1`) is opened at run time, never linked, so one
 //! binary runs on NVIDIA, AMD and GPU-less machines: without the driver,
-//! [`probe`] and [`CudaDevice::open`] return an error and kernelhub falls
+//! [`probe()`] and [`open`] return an error and kernelhub falls
 //! back to another backend.
 //!
 //! This is a thin binding of its own rather than `cudarc`: kernelhub needs
@@ -15,7 +15,7 @@
 //!
 //! - [`sys`]: the driver's types, constants and function table.
 //! - [`result`]: driver statuses as [`CudaError`]s with the driver's words.
-//! - [`probe`]: the driver version and each GPU's name, architecture, memory.
+//! - [`mod@probe`]: the driver version and each GPU's name, architecture, memory.
 //! - [`device`]: [`CudaQueue`], the driver calls kernelhub's shared native
 //!   device ([`kernelhub_runtime::native`]) runs on: primary context,
 //!   stream, memory, modules with JIT logs, `cuLaunchKernel`.

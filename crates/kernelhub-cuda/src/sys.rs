@@ -52,10 +52,6 @@ pub const CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X: c_int = 5;
 /// `CU_STREAM_NON_BLOCKING`: no implicit sync with the legacy default stream.
 pub const CU_STREAM_NON_BLOCKING: c_uint = 1;
 
-/// `CU_JIT_INFO_LOG_BUFFER`.
-pub const CU_JIT_INFO_LOG_BUFFER: CUjit_option = 3;
-/// `CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES`.
-pub const CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES: CUjit_option = 4;
 /// `CU_JIT_ERROR_LOG_BUFFER`.
 pub const CU_JIT_ERROR_LOG_BUFFER: CUjit_option = 5;
 /// `CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES`.
@@ -122,7 +118,9 @@ driver_api! {
     device_total_mem = "cuDeviceTotalMem_v2": fn(*mut usize, CUdevice);
     primary_ctx_retain = "cuDevicePrimaryCtxRetain": fn(*mut CUcontext, CUdevice);
     primary_ctx_release = "cuDevicePrimaryCtxRelease_v2": fn(CUdevice);
+    ctx_get_current = "cuCtxGetCurrent": fn(*mut CUcontext);
     ctx_set_current = "cuCtxSetCurrent": fn(CUcontext);
+    ctx_synchronize = "cuCtxSynchronize": fn();
     stream_create = "cuStreamCreate": fn(*mut CUstream, c_uint);
     stream_destroy = "cuStreamDestroy_v2": fn(CUstream);
     stream_synchronize = "cuStreamSynchronize": fn(CUstream);

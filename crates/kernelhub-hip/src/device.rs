@@ -19,7 +19,7 @@ use std::sync::Arc;
 use kernelhub_manifest::kernel::{Backend, DriverVersion, Format};
 use kernelhub_manifest::select::Platform;
 use kernelhub_runtime::DeviceInfo;
-use kernelhub_runtime::native::{Limits, ModuleError, NativeDevice, NativeQueue};
+use kernelhub_runtime::native::{LaunchError, Limits, ModuleError, NativeDevice, NativeQueue};
 
 use crate::error::{HipError, codes};
 use crate::probe::{HipDeviceInfo, ProbeError, probe};
@@ -51,8 +51,7 @@ pub fn open(ordinal: i32) -> Result<HipDevice, ProbeError> {
             },
         ),
     });
-    gpu.select()?;
-    let stream = hip.stream_create_with_flags(hipStreamNonBlocking)?;
+    let stream = gpu.selected(|| hip.stream_create_with_flags(hipStreamNonBlocking))?;
     Ok(NativeDevice::new(HipQueue {
         gpu,
         stream,
@@ -85,9 +84,19 @@ struct Gpu {
 }
 
 impl Gpu {
-    /// Makes this GPU the calling thread's current device.
-    fn select(&self) -> Result<(), HipError> {
-        self.hip.set_device(self.ordinal)
+    /// Runs `f` with this GPU as the calling thread's current device, then
+    /// gives the thread back the device it had, so kernelhub never leaves
+    /// an engine's thread on another GPU. One `hipGetDevice` where the
+    /// thread has this GPU already.
+    fn selected<T>(&self, f: impl FnOnce() -> Result<T, HipError>) -> Result<T, HipError> {
+        let previous = self.hip.get_device()?;
+        if previous == self.ordinal {
+            return f();
+        }
+        self.hip.set_device(self.ordinal)?;
+        let result = f();
+        let _ = self.hip.set_device(previous);
+        result
     }
 }
 
@@ -108,9 +117,12 @@ unsafe impl Sync for HipQueue {}
 
 impl Drop for HipQueue {
     fn drop(&mut self) {
-        if self.owned && self.gpu.select().is_ok() {
+        if self.owned {
+            let hip = self.gpu.hip;
             // SAFETY: a stream this crate created and nothing else holds.
-            let _ = unsafe { self.gpu.hip.stream_destroy(self.stream) };
+            let _ = self
+                .gpu
+                .selected(|| unsafe { hip.stream_destroy(self.stream) });
         }
     }
 }
@@ -121,11 +133,11 @@ impl HipQueue {
         self.stream.cast()
     }
 
-    /// Selects the GPU, then makes the call(s); the runtime's error as text.
+    /// Makes the call(s) with the GPU selected ([`Gpu::selected`]); the
+    /// runtime's error as text.
     fn call(&self, f: impl FnOnce(Hip) -> Result<(), HipError>) -> Result<(), String> {
         self.gpu
-            .select()
-            .and_then(|()| f(self.gpu.hip))
+            .selected(|| f(self.gpu.hip))
             .map_err(|e| e.to_string())
     }
 
@@ -150,10 +162,15 @@ unsafe impl Sync for HipModule {}
 
 impl Drop for HipModule {
     fn drop(&mut self) {
-        if self.gpu.select().is_ok() {
-            // SAFETY: a module this crate loaded; no op refers to it any more.
-            let _ = unsafe { self.gpu.hip.module_unload(self.raw) };
-        }
+        let hip = self.gpu.hip;
+        let _ = self.gpu.selected(|| {
+            // Launches of its functions may still be running, on any stream
+            // (an engine's included): wait for them first.
+            hip.device_synchronize()?;
+            // SAFETY: a module this crate loaded; no op refers to it any
+            // more and none of its work is pending.
+            unsafe { hip.module_unload(self.raw) }
+        });
     }
 }
 
@@ -184,6 +201,7 @@ impl NativeQueue for HipQueue {
         grid: [(1 << 31) - 1, 65535, 65535],
         block: [1024, 1024, 1024],
         threads: 1024,
+        grid_threads: u32::MAX as u64,
     };
 
     fn info(&self) -> &DeviceInfo {
@@ -195,19 +213,24 @@ impl NativeQueue for HipQueue {
     }
 
     fn alloc(&self, len: u64) -> Result<u64, String> {
-        let mut address = 0;
         let len = len as usize;
+        let mut pointer = std::ptr::null_mut();
         self.call(|hip| {
-            let pointer = hip.malloc(len)?;
+            pointer = hip.malloc(len)?;
+            Ok(())
+        })?;
+        let zeroed = self.call(|hip| {
             // SAFETY: the `len` bytes just allocated.
             unsafe { hip.memset_d8_async(pointer, 0, len, self.stream) }?;
             // The zeros are there before the buffer is handed out,
             // whatever stream the caller uses it on next.
-            self.sync(hip)?;
-            address = pointer as u64;
-            Ok(())
-        })?;
-        Ok(address)
+            self.sync(hip)
+        });
+        if let Err(e) = zeroed {
+            self.free(pointer as u64);
+            return Err(e);
+        }
+        Ok(pointer as u64)
     }
 
     fn free(&self, address: u64) {
@@ -252,13 +275,10 @@ impl NativeQueue for HipQueue {
             )));
         }
         let hip = self.gpu.hip;
-        self.gpu
-            .select()
-            .map_err(|e| ModuleError::Failed(e.to_string()))?;
         // SAFETY: the verified bytes of an hsaco (its size and hash match
         // the manifest, and `kernelhub check` parses it as an AMD GPU ELF);
         // the module keeps them alive until it is unloaded.
-        match unsafe { hip.module_load_data(bytes) } {
+        match self.gpu.selected(|| unsafe { hip.module_load_data(bytes) }) {
             Ok(raw) => Ok(HipModule {
                 gpu: self.gpu.clone(),
                 raw,
@@ -292,14 +312,24 @@ impl NativeQueue for HipQueue {
         block: [u32; 3],
         shared_bytes: u32,
         params: &mut [*mut c_void],
-    ) -> Result<(), String> {
-        self.call(|hip| {
-            // SAFETY: the caller guarantees `params` and the geometry fit
-            // the function (the trait's contract); the stream is live.
-            unsafe {
-                hip.module_launch_kernel(function.0, grid, block, shared_bytes, self.stream, params)
-            }
-        })
+    ) -> Result<(), LaunchError> {
+        let hip = self.gpu.hip;
+        self.gpu
+            .selected(|| {
+                // SAFETY: the caller guarantees `params` and the geometry
+                // fit the function (the trait's contract); the stream is live.
+                unsafe {
+                    hip.module_launch_kernel(
+                        function.0,
+                        grid,
+                        block,
+                        shared_bytes,
+                        self.stream,
+                        params,
+                    )
+                }
+            })
+            .map_err(|e| LaunchError::from_status(e.code, e.to_string()))
     }
 }
 

@@ -56,6 +56,14 @@ pub enum ProbeError {
     /// The runtime is there but a call failed.
     #[error(transparent)]
     Hip(#[from] HipError),
+    /// No GPU has the ordinal asked for.
+    #[error("there is no AMD GPU #{ordinal}; HIP sees {count}")]
+    NoSuchDevice {
+        /// Asked for.
+        ordinal: i32,
+        /// How many there are.
+        count: usize,
+    },
 }
 
 /// Probes the process-wide HIP runtime ([`Hip::load`]).

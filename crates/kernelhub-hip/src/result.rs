@@ -210,6 +210,16 @@ impl Hip {
         self.check("hipSetDevice", unsafe { (self.lib.hipSetDevice)(ordinal) })
     }
 
+    /// `hipGetDevice`: the calling thread's current device.
+    pub fn get_device(&self) -> Result<i32, HipError> {
+        let mut ordinal: c_int = 0;
+        // SAFETY: writes one int.
+        self.check("hipGetDevice", unsafe {
+            (self.lib.hipGetDevice)(&mut ordinal)
+        })?;
+        Ok(ordinal)
+    }
+
     /// `hipDeviceSynchronize`: waits for all work on the current device.
     pub fn device_synchronize(&self) -> Result<(), HipError> {
         // SAFETY: no arguments.

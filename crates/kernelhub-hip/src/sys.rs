@@ -147,6 +147,8 @@ hip_api! {
         fn hipDeviceTotalMem(bytes: *mut usize, device: hipDevice_t) -> hipError_t;
         /// `hipError_t hipSetDevice(int deviceId)`: the calling thread's device.
         fn hipSetDevice(deviceId: c_int) -> hipError_t;
+        /// `hipError_t hipGetDevice(int* deviceId)`: the calling thread's device.
+        fn hipGetDevice(deviceId: *mut c_int) -> hipError_t;
         /// `hipError_t hipDeviceSynchronize(void)`.
         fn hipDeviceSynchronize() -> hipError_t;
         /// `const char* hipGetErrorName(hipError_t hip_error)`: a static string.

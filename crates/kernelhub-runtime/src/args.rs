@@ -50,9 +50,10 @@ impl Scalar {
 /// Where a tensor argument lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TensorRef {
-    /// Identifies the allocation (a buffer id, or a device pointer's base).
+    /// Identifies the allocation (a wgpu buffer), or the address space of
+    /// a device whose buffers share one (CUDA, HIP).
     pub buffer: u64,
-    /// Byte offset of the tensor in it.
+    /// Byte offset of the tensor in it (its device address, for CUDA and HIP).
     pub offset: u64,
     /// Bytes available from the offset.
     pub len: u64,
@@ -303,8 +304,8 @@ pub fn check<'a>(op: &'a Op, dtype: Dtype, args: &[Arg]) -> Result<Checked<'a>, 
             let overlap = a.buffer == b.buffer
                 && a_len > 0
                 && b_len > 0
-                && a.offset < b.offset + b_len
-                && b.offset < a.offset + a_len;
+                && a.offset < b.offset.saturating_add(b_len)
+                && b.offset < a.offset.saturating_add(a_len);
             if overlap {
                 return Err(ArgError::Alias {
                     op: name.to_string(),

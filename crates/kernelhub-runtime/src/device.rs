@@ -202,6 +202,10 @@ pub trait Op: Send + Sync {
 pub struct Buffer {
     device: u64,
     id: u64,
+    /// Where the buffer starts in the space `id` names: 0 for a backend
+    /// whose buffers are separate objects (wgpu), the device address for
+    /// one whose buffers share the GPU's address space (CUDA, HIP).
+    base: u64,
     len: u64,
     handle: Arc<dyn Any + Send + Sync>,
 }
@@ -231,6 +235,26 @@ impl Buffer {
         Buffer {
             device,
             id,
+            base: 0,
+            len,
+            handle,
+        }
+    }
+
+    /// For backends whose buffers are ranges of one address space per
+    /// device (CUDA, HIP): a buffer of `len` bytes at `address`. The
+    /// aliasing check then compares address ranges, so two buffers over
+    /// overlapping memory (an engine's wrapped sub-allocations) are caught.
+    pub fn at_address(
+        device: u64,
+        address: u64,
+        len: u64,
+        handle: Arc<dyn Any + Send + Sync>,
+    ) -> Self {
+        Buffer {
+            device,
+            id: device,
+            base: address,
             len,
             handle,
         }
@@ -329,7 +353,7 @@ pub fn describe(args: &[Arg<'_>], device: u64) -> Result<Vec<crate::args::Arg>, 
             Arg::Tensor(t) if t.buffer.device != device => Err(i),
             Arg::Tensor(t) => Ok(crate::args::Arg::Tensor(crate::args::TensorRef {
                 buffer: t.buffer.id,
-                offset: t.offset,
+                offset: t.buffer.base.wrapping_add(t.offset),
                 len: t.buffer.len.saturating_sub(t.offset),
                 dtype: t.dtype,
             })),

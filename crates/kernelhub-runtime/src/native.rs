@@ -32,6 +32,27 @@ pub enum ModuleError {
     Failed(String),
 }
 
+/// A launch the driver refused.
+#[derive(Debug, Clone)]
+pub struct LaunchError {
+    /// The driver's message.
+    pub message: String,
+    /// The GPU faulted (an illegal address, a trap, a launch failure:
+    /// CUDA's and HIP's statuses 700 to 719): the context is unusable
+    /// from now on.
+    pub context_lost: bool,
+}
+
+impl LaunchError {
+    /// The error for driver status `code` with `message`.
+    pub fn from_status(code: i32, message: String) -> Self {
+        LaunchError {
+            message,
+            context_lost: (700..=719).contains(&code),
+        }
+    }
+}
+
 /// Launch limits of a backend, per dimension.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -41,6 +62,8 @@ pub struct Limits {
     pub block: [u64; 3],
     /// Most threads per block in all.
     pub threads: u64,
+    /// Most threads per grid dimension (blocks times threads per block).
+    pub grid_threads: u64,
 }
 
 /// One GPU and the stream (queue) its work goes to, as a driver sees them.
@@ -91,7 +114,7 @@ pub trait NativeQueue: Send + Sync + 'static {
         block: [u32; 3],
         shared_bytes: u32,
         params: &mut [*mut c_void],
-    ) -> Result<(), String>;
+    ) -> Result<(), LaunchError>;
 }
 
 /// Device memory a native [`Buffer`] refers to.
@@ -148,9 +171,7 @@ impl<Q: NativeQueue> NativeDevice<Q> {
     }
 
     fn buffer(&self, address: u64, len: u64, owned: bool) -> Buffer {
-        // The address identifies the allocation for the aliasing check:
-        // distinct live allocations of one GPU have distinct bases.
-        Buffer::new(
+        Buffer::at_address(
             self.queue.device_id(),
             address,
             len,
@@ -242,7 +263,9 @@ impl<Q: NativeQueue> Device for NativeDevice<Q> {
         let address = if len == 0 {
             0
         } else {
-            self.queue.alloc(len).map_err(|e| self.error(e))?
+            self.queue
+                .alloc(len)
+                .map_err(|e| self.error(format!("allocating {len} bytes: {e}")))?
         };
         Ok(self.buffer(address, len, true))
     }
@@ -394,16 +417,17 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
             let Arg::Tensor(tensor) = argument else {
                 continue;
             };
-            if tensor.buffer.handle::<Memory<Q>>().is_none() {
+            let Some(memory) = tensor.buffer.handle::<Memory<Q>>() else {
                 return Err(RuntimeError::ForeignBuffer {
                     op: op.clone(),
                     param: param_name(i),
                 });
-            }
+            };
             let size = tensor.dtype.size() as u64;
-            if tensor.offset % size != 0 {
+            let address = memory.address.wrapping_add(tensor.offset);
+            if address % size != 0 {
                 return Err(launch_error(format!(
-                    "parameter `{}` starts at byte {}, not a multiple of its {size}-byte elements; a misaligned access would fault the GPU",
+                    "parameter `{}` starts at device address {address:#x} (byte {} of its buffer), not a multiple of its {size}-byte elements; a misaligned access would fault the GPU",
                     param_name(i),
                     tensor.offset
                 )));
@@ -426,10 +450,33 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
             })?,
             None => 0,
         };
-        if grid.contains(&0) || block.contains(&0) {
+        if block.contains(&0) {
+            return Err(launch_error(format!(
+                "its block `{}` is {block:?} threads: a block needs at least one thread in each dimension (a manifest error in `{}`)",
+                self.entry
+                    .block
+                    .iter()
+                    .flatten()
+                    .map(|e| e.get_ref().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.path
+            )));
+        }
+        // An empty grid is no work.
+        if grid.contains(&0) {
             return Ok(());
         }
         let limits = Q::LIMITS;
+        if let Some(d) = (0..3).find(|d| grid[*d].saturating_mul(block[*d]) > limits.grid_threads) {
+            return Err(launch_error(format!(
+                "its grid is {} blocks of {} threads in dimension {d}; {} allows at most {} threads per grid dimension; split the call",
+                grid[d],
+                block[d],
+                Q::BACKEND,
+                limits.grid_threads
+            )));
+        }
         if let Some(d) = (0..3).find(|d| grid[*d] > limits.grid[*d]) {
             return Err(launch_error(format!(
                 "its grid is {} blocks in dimension {d}; {} allows at most {}; split the call",
@@ -451,17 +498,20 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
         let shared = u32::try_from(shared)
             .map_err(|_| launch_error(format!("it asks for {shared} bytes of shared memory")))?;
         let mut params = KernelParams::new(arguments, |tensor| {
-            tensor.buffer.handle::<Memory<Q>>().map_or(0, |m| m.address) + tensor.offset
+            let base = tensor.buffer.handle::<Memory<Q>>().map_or(0, |m| m.address);
+            base.wrapping_add(tensor.offset)
         });
         // Within the limits checked above, so each fits in 32 bits.
         let narrow = |v: [u64; 3]| v.map(|n| n as u32);
         // SAFETY: the arguments were checked against the op's signature
         // (count, kinds, dtypes, scalar types, each tensor's size against
         // its shape, written tensors not overlapping others), every tensor
-        // is memory of this GPU at an element-aligned offset, and the
-        // geometry is the manifest's for this entry. That the function
-        // takes exactly the signature's parameters is the manifest's
-        // promise, which `kernelhub check` verifies against the artifact.
+        // is memory of this GPU at an element-aligned address, and the
+        // geometry is the manifest's for this entry, within the backend's
+        // limits. That the function takes exactly the signature's
+        // parameters is the manifest's promise; `kernelhub check` verifies
+        // it for PTX (count and size of each `.param`), not yet for cubin
+        // and hsaco.
         unsafe {
             self.queue.launch(
                 &self.function,
@@ -471,6 +521,18 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
                 &mut params.pointers(),
             )
         }
-        .map_err(launch_error)
+        .map_err(|driver| {
+            let hint = if driver.context_lost {
+                "; the GPU context is now unusable and the process must restart (`compute-sanitizer` shows where the kernel faulted)"
+            } else {
+                ""
+            };
+            launch_error(format!(
+                "`{}` {} with grid {grid:?}, block {block:?}, {shared} bytes of shared memory: {}{hint}",
+                self.path,
+                self.entry.symbol.get_ref(),
+                driver.message
+            ))
+        })
     }
 }

@@ -163,10 +163,7 @@ impl Hub {
         let platform = match kernelhub_hip::probe() {
             Ok(platform) => platform,
             Err(e) => {
-                self.unavailable.push((
-                    Backend::Rocm,
-                    format!("{e}\n    hint: install ROCm (on Debian and Ubuntu, `apt install libamdhip64-5`) for AMD GPUs; the WGSL artifacts run through wgpu meanwhile"),
-                ));
+                self.unavailable.push((Backend::Rocm, e.to_string()));
                 return;
             }
         };
@@ -256,7 +253,18 @@ impl Hub {
                     artifact,
                     reason,
                 } => {
-                    refused[device].insert(artifact, format!("the driver refused it: {reason}"));
+                    let reason = format!("the driver refused it: {reason}");
+                    if refused[device].insert(artifact, reason).is_some() {
+                        // A device refusing what it was not offered (or
+                        // twice) would loop here; report it instead.
+                        return Err(LoadError::Runtime(RuntimeError::Backend {
+                            backend: self.devices[device].info().backend,
+                            message: format!(
+                                "`{}` refused artifact {artifact} again after it was planned around",
+                                self.devices[device].info().name
+                            ),
+                        }));
+                    }
                 }
             }
         }
@@ -271,18 +279,23 @@ impl Hub {
     ) -> Result<Round, LoadError> {
         let plans = self.plans_refusing(manifest, refused);
         let Some(best) = plans.first().filter(|p| p.covered() > 0) else {
-            let mut reasons = String::new();
+            // Each (device, artifact, reason) once, not once per op.
+            let mut lines: Vec<String> = Vec::new();
             for plan in &plans {
                 let device = &self.devices[plan.device].info().name;
                 for choice in &plan.choices {
                     for (index, why) in &choice.rejected {
-                        reasons.push_str(&format!(
+                        let line = format!(
                             "\n  on `{device}`: `{}`: {why}",
                             manifest.artifacts[*index].path.get_ref()
-                        ));
+                        );
+                        if !lines.contains(&line) {
+                            lines.push(line);
+                        }
                     }
                 }
             }
+            let mut reasons = lines.concat();
             reasons.push_str("\n  hint: `kernelhub doctor` lists the devices kernelhub found");
             return Err(LoadError::NothingRuns {
                 kernel: source.describe(),
