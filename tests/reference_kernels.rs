@@ -186,3 +186,35 @@ fn ptx_of_an_unknown_isa_version_warns() {
     });
     assert!(found.contains(&("unknown-ptx-version", 60)), "{found:?}");
 }
+
+#[test]
+fn op_signature_disagrees_with_ptx_and_hsaco() {
+    // `d` of `silu_and_mul` as u64: the PTX and both code objects take 4 bytes there.
+    let found = activation_with(
+        "{ name = \"d\", scalar = \"u32\" }",
+        "{ name = \"d\", scalar = \"u64\" }",
+        no_file_change,
+    );
+    let manifest = std::fs::read_to_string(kernels_dir().join("activation/kernel.toml")).unwrap();
+    // Every `silu_and_mul_*` entry: f32, f16, bf16 in the PTX and in each hsaco.
+    let expected: Vec<usize> = manifest
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("symbol = \"silu_and_mul_"))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(expected.len(), 9);
+    let lines: Vec<usize> = found
+        .iter()
+        .filter(|(code, _)| *code == "signature-mismatch")
+        .map(|(_, line)| *line)
+        .collect();
+    assert_eq!(lines, expected, "{found:?}");
+    // The WGSL uniform struct disagrees too (a u64 is a `vec2<u32>` there); nothing else.
+    assert!(
+        found
+            .iter()
+            .all(|(code, _)| matches!(*code, "signature-mismatch" | "binding-mismatch")),
+        "{found:?}"
+    );
+}

@@ -121,3 +121,22 @@ fn one_unusable_path_does_not_hide_the_others() {
     std::fs::create_dir(repo.path().join("empty")).unwrap();
     insta::assert_snapshot!(run(repo.path(), &["check", "empty", "."]));
 }
+
+#[test]
+fn check_ptx_signature_with_one_param_too_few() {
+    // The PTX kernel takes (x, y, n, alpha); the op no longer lists `alpha`.
+    let ptx = ".version 7.0\n.target sm_80\n.address_size 64\n\n.visible .entry scale(\n\t.param .u64 scale_param_0,\n\t.param .u64 scale_param_1,\n\t.param .u32 scale_param_2,\n\t.param .f32 scale_param_3\n)\n{\n\tret;\n}\n";
+    let sha = kernelhub_manifest::hash::Sha256Digest::of(ptx.as_bytes());
+    let repo = Repo::good()
+        .edit(
+            "backend = \"wgpu\"\nformat = \"wgsl\"\npath = \"scale.wgsl\"\nsize = {SIZE}\nsha256 = \"{SHA}\"",
+            &format!(
+                "backend = \"cuda\"\nformat = \"ptx\"\ntargets = [\"sm_80\"]\nmin_driver = \"11.0\"\npath = \"scale.ptx\"\nsize = {}\nsha256 = \"{sha}\"",
+                ptx.len()
+            ),
+        )
+        .edit("  { name = \"alpha\", scalar = \"f32\" },\n", "")
+        .file("scale.ptx", ptx);
+    repo.write();
+    insta::assert_snapshot!(run(repo.path(), &["check"]));
+}

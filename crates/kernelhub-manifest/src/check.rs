@@ -3,9 +3,10 @@
 //! Reads a repo's `kernel.toml`, applies the format and cross-field rules,
 //! then opens every artifact: the path stays inside the repo (symlinks
 //! included), size and SHA-256 match, and the contents agree with the
-//! manifest — PTX `.target`/`.version`/`.entry`, ELF machine, arch and
-//! symbols, WGSL entry points, bindings and workgroup size. Each artifact is
-//! read once; the bytes inspected are the bytes hashed.
+//! manifest — PTX `.target`/`.version`/`.entry` and each entry's `.param`
+//! list, ELF machine, arch and symbols (and, for hsaco, each kernel's
+//! argument list), WGSL entry points, bindings and workgroup size. Each
+//! artifact is read once; the bytes inspected are the bytes hashed.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -18,7 +19,7 @@ use crate::introspect::elf::{self, GpuVendor};
 use crate::introspect::ptx;
 use crate::introspect::wgsl::{BindingKind, Element, WgslCapabilities, WgslModule};
 use crate::kernel::{
-    Artifact, Dtype, Entry, Format, ManifestParts, Op, ParamKind, ScalarType, Strictness,
+    Artifact, Dtype, Entry, Format, ManifestParts, Op, Param, ParamKind, ScalarType, Strictness,
     TensorDtype, WgpuFeature, find_op,
 };
 use crate::reader::MAX_FILE_SIZE;
@@ -430,9 +431,157 @@ impl ArtifactChecker<'_> {
             ),
         }
         for entry in &artifact.entries {
-            if !info.entries.iter().any(|e| e == entry.symbol.get_ref()) {
-                self.missing_symbol(artifact, entry, &info.entries);
+            match info.kernel(entry.symbol.get_ref()) {
+                None => self.missing_symbol(artifact, entry, &info.entries),
+                Some(kernel) => self.check_ptx_params(artifact, entry, kernel),
             }
+        }
+    }
+
+    /// The `.param` list of the PTX entry `kernel` against the signature of `entry`'s op.
+    fn check_ptx_params(&mut self, artifact: &Artifact, entry: &Entry, kernel: &ptx::PtxEntry) {
+        let relative = artifact.path.get_ref();
+        let params = match &kernel.params {
+            Ok(params) => params,
+            Err(e) => {
+                self.warning(
+                    "unverified-signature",
+                    entry.symbol.span(),
+                    format!(
+                        "Cannot read the parameters of kernel `{}` in `{relative}` ({e}); its signature was not checked",
+                        kernel.name
+                    ),
+                    "check that the PTX assembles (`ptxas`); if it does, report the PTX to kernelhub",
+                );
+                return;
+            }
+        };
+        let found: Vec<KernelParam> = params
+            .iter()
+            .map(|p| KernelParam {
+                ty: p.ty.clone(),
+                what: format!("`{}` `{}`", p.ty, p.name),
+                place: format!("at `{relative}` line {}", p.line),
+                size: p.size,
+            })
+            .collect();
+        let place = format!("`{relative}` (line {})", kernel.line);
+        self.check_signature(entry, &place, &found);
+    }
+
+    /// The argument lists of an AMD code object's metadata against the signatures of
+    /// the entries; entries without their kernel are reported elsewhere.
+    fn check_hsaco_args(&mut self, artifact: &Artifact, bytes: &[u8], info: &elf::ElfInfo) {
+        let relative = artifact.path.get_ref();
+        let kernels = match elf::amdgpu_kernels(bytes) {
+            // Code object v2 keeps YAML metadata, which is not read.
+            Ok(None) => return,
+            Ok(Some(kernels)) => kernels,
+            Err(e) => {
+                self.warning(
+                    "unverified-signature",
+                    artifact.path.span(),
+                    format!("Cannot read the kernel metadata of `{relative}` ({e}); kernel signatures were not checked"),
+                    "check that the code object loads (`llvm-readelf --notes`); rebuild it if not",
+                );
+                return;
+            }
+        };
+        for entry in &artifact.entries {
+            let symbol = entry.symbol.get_ref();
+            if !info.has_symbol(symbol) || !info.has_kernel_descriptor(symbol) {
+                continue; // reported as `missing-symbol`
+            }
+            let Some(kernel) = kernels.iter().find(|k| k.name == *symbol) else {
+                self.warning(
+                    "unverified-signature",
+                    entry.symbol.span(),
+                    format!("The metadata of `{relative}` does not describe kernel `{symbol}`; its signature was not checked"),
+                    "rebuild the code object with a current compiler, which describes every kernel",
+                );
+                continue;
+            };
+            let found: Vec<KernelParam> = kernel
+                .args
+                .iter()
+                .map(|a| KernelParam {
+                    ty: format!("{}({})", a.value_kind, a.size),
+                    what: match &a.name {
+                        Some(name) => format!("`{}` `{name}`", a.value_kind),
+                        None => format!("`{}`", a.value_kind),
+                    },
+                    place: format!(
+                        "in the metadata of `{relative}` (argument offset {})",
+                        a.offset
+                    ),
+                    size: Some(a.size),
+                })
+                .collect();
+            let place = format!("`{relative}`");
+            self.check_signature(entry, &place, &found);
+        }
+    }
+
+    /// Whether the kernel's parameters `found` take what kernelhub passes for the op of
+    /// `entry`: one argument per op parameter, in order, of the same size.
+    fn check_signature(&mut self, entry: &Entry, place: &str, found: &[KernelParam]) {
+        let Some(op) = find_op(self.ops, entry.op.get_ref()) else {
+            return; // reported by `validate`
+        };
+        let symbol = entry.symbol.get_ref();
+        let op_name = op.name.get_ref();
+        if op.params.len() != found.len() {
+            let kernel: Vec<&str> = found.iter().map(|p| p.ty.as_str()).collect();
+            let passed: Vec<String> = op
+                .params
+                .iter()
+                .map(|p| format!("{}: {}", p.name.get_ref(), param_type(p)))
+                .collect();
+            self.report.diagnostics.push(
+                Diagnostic::error(
+                    "signature-mismatch",
+                    self.manifest_path,
+                    Some(entry.symbol.span()),
+                    format!(
+                        "Kernel `{symbol}` in {place} takes {}, but op `{op_name}` passes {}",
+                        count(found.len(), "parameter"),
+                        count(op.params.len(), "argument"),
+                    ),
+                )
+                .with_label(format!(
+                    "kernel ({}), op ({})",
+                    kernel.join(", "),
+                    passed.join(", ")
+                ))
+                .with_hint(format!(
+                    "the driver reads one argument per kernel parameter: make `[ops.{op_name}] params` list the kernel's parameters in order, or rebuild the kernel for this signature"
+                )),
+            );
+            return;
+        }
+        for (index, (param, kernel)) in op.params.iter().zip(found).enumerate() {
+            let want = abi_size(param);
+            if kernel.size == Some(want) {
+                continue;
+            }
+            let have = match kernel.size {
+                Some(n) => format!("{n} bytes"),
+                None => "not a size kernelhub can pass".to_owned(),
+            };
+            self.error(
+                "signature-mismatch",
+                entry.symbol.span(),
+                format!(
+                    "Parameter {index} (0-based) of kernel `{symbol}` is {} ({have}) {}, but op `{op_name}` passes `{}: {}` ({want} bytes)",
+                    kernel.what,
+                    kernel.place,
+                    param.name.get_ref(),
+                    param_type(param),
+                ),
+                format!(
+                    "tensors are passed as 8-byte device pointers, u32/i32/f32 scalars as 4 bytes, u64/i64 as 8: fix the type in `[ops.{op_name}] params` or in the kernel"
+                ),
+            );
         }
     }
 
@@ -550,6 +699,10 @@ impl ArtifactChecker<'_> {
                     "declare it as a kernel (`__global__` / `amdgpu_kernel`) and rebuild",
                 );
             }
+        }
+        // A cubin's parameter layout (EIATTR attributes) is undocumented: only hsaco.
+        if expected == GpuVendor::Amd {
+            self.check_hsaco_args(artifact, bytes, &info);
         }
     }
 
@@ -824,6 +977,48 @@ impl ArtifactChecker<'_> {
                 );
             }
         }
+    }
+}
+
+/// One parameter of a compiled kernel, as its artifact declares it.
+struct KernelParam {
+    /// Its type, short, for a list: `.u64`, `global_buffer(8)`.
+    ty: String,
+    /// Type and name for a message: `` `.u32` `k_param_2` ``.
+    what: String,
+    /// Where it is declared, as a phrase: `` at `k.ptx` line 14 ``.
+    place: String,
+    /// Bytes the driver copies from the launch's argument pointer; `None` when it is
+    /// not something kernelhub can pass.
+    size: Option<u64>,
+}
+
+/// Bytes kernelhub passes for `param` on the native backends: a device pointer for a
+/// tensor, the value itself for a scalar.
+fn abi_size(param: &Param) -> u64 {
+    match &param.kind {
+        ParamKind::Tensor { .. } => 8,
+        ParamKind::Scalar(ty) => match ty.get_ref() {
+            ScalarType::U32 | ScalarType::I32 | ScalarType::F32 => 4,
+            ScalarType::U64 | ScalarType::I64 => 8,
+        },
+    }
+}
+
+/// `tensor` or the scalar type, for messages.
+fn param_type(param: &Param) -> String {
+    match &param.kind {
+        ParamKind::Tensor { .. } => "tensor".to_owned(),
+        ParamKind::Scalar(ty) => ty.get_ref().to_string(),
+    }
+}
+
+/// "1 parameter", "3 parameters".
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

@@ -1,7 +1,9 @@
 //! Reads the GPU-specific parts of a device-code ELF file: NVIDIA cubins (`EM_CUDA`) and
 //! AMD code objects / hsaco (`EM_AMDGPU`): vendor, target architecture and features from
-//! `e_flags`, and the defined kernel symbols. It exists so that prebuilt kernels can be
-//! checked against the architecture a manifest claims, on any host, without a GPU driver.
+//! `e_flags`, and the defined kernel symbols; for AMD also each kernel's argument list
+//! from the code object's metadata note. It exists so that prebuilt kernels can be
+//! checked against the architecture and signatures a manifest claims, on any host,
+//! without a GPU driver.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -9,6 +11,8 @@ use std::fmt;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::{Endianness, SectionIndex};
+
+use super::msgpack::{self, Value};
 
 /// `EM_CUDA`: NVIDIA CUDA cubin.
 const EM_CUDA: u16 = 190;
@@ -19,6 +23,9 @@ const EM_AMDGPU: u16 = 224;
 const ELFOSABI_AMDGPU_HSA: u8 = 64;
 /// `STT_AMDGPU_HSA_KERNEL`: kernel symbol type of AMD code object v2.
 const STT_AMDGPU_HSA_KERNEL: u8 = 10;
+/// `NT_AMDGPU_METADATA`: the MessagePack metadata note (owner "AMDGPU") of AMD code
+/// objects v3 and later.
+const NT_AMDGPU_METADATA: u32 = 32;
 /// Longest symbol name accepted, in bytes (long C++ template kernel names fit easily).
 const MAX_NAME_LEN: usize = 64 * 1024;
 /// Most bytes of symbol names read in total; bounds time and memory on crafted input.
@@ -440,6 +447,159 @@ fn read_u32(bytes: &[u8], offset: usize, endian: Endianness) -> Option<u32> {
     })
 }
 
+/// One kernel as an AMD code object's metadata note describes it (`amdhsa.kernels[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmdKernel {
+    /// `.name`: the kernel's name, as a launch names it.
+    pub name: String,
+    /// `.symbol`: its kernel descriptor symbol, normally `<name>.kd`.
+    pub symbol: String,
+    /// The explicit arguments in order: `.args` without the `hidden_*` ones, which the
+    /// runtime fills in itself.
+    pub args: Vec<AmdKernelArg>,
+}
+
+/// One explicit kernel argument from `.args`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmdKernelArg {
+    /// `.name`, present only when the compiler kept argument names.
+    pub name: Option<String>,
+    /// `.value_kind`: `global_buffer`, `by_value`, `dynamic_shared_pointer`, ...
+    pub value_kind: String,
+    /// `.size` in bytes: what the runtime copies from the launch's argument pointer.
+    pub size: u64,
+    /// `.offset` in the kernel argument segment.
+    pub offset: u64,
+}
+
+/// Reads the kernels and their arguments from an AMD code object's metadata note
+/// (`NT_AMDGPU_METADATA`, MessagePack, code object v3 and later).
+///
+/// `Ok(None)` when the file has no such note (code object v2 kept YAML metadata, which
+/// is not read). Call it on a file [`parse_elf`] accepted as AMD; errors describe a
+/// malformed note or metadata.
+pub fn amdgpu_kernels(bytes: &[u8]) -> Result<Option<Vec<AmdKernel>>, ElfError> {
+    let note = match bytes.get(4) {
+        Some(2) => metadata_note::<elf::FileHeader64<Endianness>>(bytes)?,
+        _ => metadata_note::<elf::FileHeader32<Endianness>>(bytes)?,
+    };
+    let Some(note) = note else {
+        return Ok(None);
+    };
+    let bad = |what: String| ElfError::Malformed(format!("AMDGPU metadata note: {what}"));
+    let root = msgpack::decode(note).map_err(bad)?;
+    let kernels = root
+        .get("amdhsa.kernels")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("no `amdhsa.kernels` array".to_owned()))?;
+    let mut out = Vec::with_capacity(kernels.len());
+    for (i, kernel) in kernels.iter().enumerate() {
+        let name = kernel
+            .get(".name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| bad(format!("kernel {i} has no `.name` string")))?;
+        let symbol = match kernel.get(".symbol") {
+            None => format!("{name}.kd"),
+            Some(v) => v
+                .as_str()
+                .ok_or_else(|| bad(format!("`.symbol` of kernel `{name}` is not a string")))?
+                .to_owned(),
+        };
+        let listed = match kernel.get(".args") {
+            None => &[][..],
+            Some(v) => v
+                .as_array()
+                .ok_or_else(|| bad(format!("`.args` of kernel `{name}` is not an array")))?,
+        };
+        let mut args = Vec::new();
+        for (j, arg) in listed.iter().enumerate() {
+            let field = |key: &str| bad(format!("argument {j} of kernel `{name}` has no `{key}`"));
+            let value_kind = arg
+                .get(".value_kind")
+                .and_then(Value::as_str)
+                .ok_or_else(|| field(".value_kind"))?;
+            if value_kind.starts_with("hidden_") {
+                continue;
+            }
+            let size = arg
+                .get(".size")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| field(".size"))?;
+            let offset = arg
+                .get(".offset")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| field(".offset"))?;
+            args.push(AmdKernelArg {
+                name: arg.get(".name").and_then(Value::as_str).map(str::to_owned),
+                value_kind: value_kind.to_owned(),
+                size,
+                offset,
+            });
+        }
+        out.push(AmdKernel {
+            name: name.to_owned(),
+            symbol,
+            args,
+        });
+    }
+    Ok(Some(out))
+}
+
+/// The description of the first `AMDGPU` / `NT_AMDGPU_METADATA` note, looked for in the
+/// note sections, then in the note segments.
+fn metadata_note<Elf: FileHeader<Endian = Endianness>>(
+    data: &[u8],
+) -> Result<Option<&[u8]>, ElfError> {
+    let malformed =
+        |what: &str, e: object::read::Error| ElfError::Malformed(format!("{what}: {e}"));
+    let header = Elf::parse(data).map_err(|e| malformed("bad ELF header", e))?;
+    let endian = header
+        .endian()
+        .map_err(|e| malformed("bad ELF header", e))?;
+    let sections = header
+        .section_headers(endian, data)
+        .map_err(|e| malformed("bad section header table", e))?;
+    for section in sections {
+        let notes = section
+            .notes(endian, data)
+            .map_err(|e| malformed("bad note section", e))?;
+        if let Some(desc) = find_metadata(notes, endian)? {
+            return Ok(Some(desc));
+        }
+    }
+    let segments = header
+        .program_headers(endian, data)
+        .map_err(|e| malformed("bad program header table", e))?;
+    for segment in segments {
+        let notes = segment
+            .notes(endian, data)
+            .map_err(|e| malformed("bad note segment", e))?;
+        if let Some(desc) = find_metadata(notes, endian)? {
+            return Ok(Some(desc));
+        }
+    }
+    Ok(None)
+}
+
+/// The description of the first metadata note among `notes`.
+fn find_metadata<'data, Elf: FileHeader<Endian = Endianness>>(
+    notes: Option<object::read::elf::NoteIterator<'data, Elf>>,
+    endian: Endianness,
+) -> Result<Option<&'data [u8]>, ElfError> {
+    let Some(mut notes) = notes else {
+        return Ok(None);
+    };
+    while let Some(note) = notes
+        .next()
+        .map_err(|e| ElfError::Malformed(format!("bad note: {e}")))?
+    {
+        if note.name() == b"AMDGPU" && note.n_type(endian).0 == NT_AMDGPU_METADATA {
+            return Ok(Some(note.desc()));
+        }
+    }
+    Ok(None)
+}
+
 /// " (x86-64)" for well-known CPU machines, "" otherwise.
 fn machine_label(machine: u16) -> &'static str {
     match machine {
@@ -632,6 +792,9 @@ mod tests {
         include_bytes!("../../tests/fixtures/silu_gfx90a_sramecc+_xnack+.hsaco");
     const GFX940: &[u8] = include_bytes!("../../tests/fixtures/silu_gfx940.hsaco");
     const GFX1100: &[u8] = include_bytes!("../../tests/fixtures/silu_gfx1100.hsaco");
+    /// `scale(float*, const float*, unsigned, float)`, whose metadata also lists the
+    /// hidden arguments it reads (tests/fixtures/scale_hidden.hip).
+    const HIDDEN_ARGS: &[u8] = include_bytes!("../../tests/fixtures/scale_hidden_gfx90a.hsaco");
 
     /// An ELF file with one `.text` function `kernel`, written for `arch` and then given
     /// `machine`, `abi_version` and `e_flags` by patching the header.
@@ -982,6 +1145,82 @@ mod tests {
         assert!(start.elapsed() < std::time::Duration::from_secs(10));
     }
 
+    /// `(value_kind, size, offset)` of each explicit argument of the only kernel.
+    fn args_of(bytes: &[u8]) -> (String, Vec<(String, u64, u64)>) {
+        let kernels = amdgpu_kernels(bytes).unwrap().expect("metadata note");
+        assert_eq!(kernels.len(), 1);
+        let kernel = &kernels[0];
+        assert_eq!(kernel.symbol, format!("{}.kd", kernel.name));
+        let args = kernel
+            .args
+            .iter()
+            .map(|a| (a.value_kind.clone(), a.size, a.offset))
+            .collect();
+        (kernel.name.clone(), args)
+    }
+
+    #[test]
+    fn amd_metadata_arguments() {
+        let pointer = |offset| ("global_buffer".to_owned(), 8, offset);
+        let by_value = |offset| ("by_value".to_owned(), 4, offset);
+        for bytes in [GFX90A, GFX90A_XNACK_OFF, GFX940, GFX1100] {
+            assert_eq!(
+                args_of(bytes),
+                (
+                    "silu_f32".to_owned(),
+                    vec![pointer(0), pointer(8), by_value(16)]
+                )
+            );
+        }
+        // Hidden arguments (offsets 24 and up) are the runtime's business: left out.
+        assert_eq!(
+            args_of(HIDDEN_ARGS),
+            (
+                "scale".to_owned(),
+                vec![pointer(0), pointer(8), by_value(16), by_value(20)]
+            )
+        );
+    }
+
+    #[test]
+    fn reference_kernels_metadata() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels");
+        for kernel in ["activation", "rmsnorm", "rotary", "softmax"] {
+            for arch in ["gfx90a", "gfx942"] {
+                let path = format!("{root}/{kernel}/build/rocm/{kernel}_{arch}.hsaco");
+                let Ok(bytes) = std::fs::read(&path) else {
+                    continue; // packaged crate without the repo's kernels
+                };
+                let kernels = amdgpu_kernels(&bytes).unwrap().expect("metadata note");
+                assert!(!kernels.is_empty(), "{path}");
+                let info = parse_elf(&bytes).unwrap();
+                for k in &kernels {
+                    assert!(info.has_kernel_descriptor(&k.name), "{path}: {}", k.name);
+                    assert!(
+                        k.args.len() >= 4 && k.args.iter().all(|a| matches!(a.size, 4 | 8)),
+                        "{path}: {k:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_metadata_note_and_bad_metadata() {
+        // A cubin (or any ELF without the note): nothing to read, not an error.
+        assert_eq!(amdgpu_kernels(&cubin(7, 80)).unwrap(), None);
+        // Break the MessagePack inside the note: the string `amdhsa.kernels` loses its
+        // length byte, so the map's keys no longer line up.
+        let at = GFX90A
+            .windows(14)
+            .position(|w| w == b"amdhsa.kernels")
+            .expect("key present");
+        let mut bytes = GFX90A.to_vec();
+        bytes[at - 1] = 0xc1;
+        let err = amdgpu_kernels(&bytes).unwrap_err();
+        assert!(err.to_string().contains("AMDGPU metadata note"), "{err}");
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics_on_random_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..4096)) {
@@ -1006,6 +1245,26 @@ mod tests {
                 }
             }
             let _ = parse_elf(&bytes);
+            let _ = amdgpu_kernels(&bytes);
+        }
+
+        #[test]
+        fn never_panics_on_mutated_metadata(
+            edits in proptest::collection::vec((0..600usize, proptest::num::u8::ANY), 1..8)
+        ) {
+            // The metadata note of the fixture starts a little before this key.
+            let start = GFX90A
+                .windows(14)
+                .position(|w| w == b"amdhsa.kernels")
+                .unwrap_or(0)
+                .saturating_sub(16);
+            let mut bytes = GFX90A.to_vec();
+            for (at, value) in edits {
+                if let Some(b) = bytes.get_mut(start + at) {
+                    *b = value;
+                }
+            }
+            let _ = amdgpu_kernels(&bytes);
         }
     }
 }

@@ -2,5 +2,6 @@
 //! what the manifest claims: PTX text, ELF code objects (cubin, hsaco), WGSL.
 
 pub mod elf;
+mod msgpack;
 pub mod ptx;
 pub mod wgsl;

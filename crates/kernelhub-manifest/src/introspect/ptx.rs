@@ -1,7 +1,8 @@
-//! Reads the header directives (`.version`, `.target`, `.address_size`) and the kernel
-//! (`.entry`) names of a PTX text file, skipping comments, without compiling anything.
-//! It exists so that prebuilt PTX can be checked against the architecture and driver a
-//! manifest claims before a GPU ever sees it; any input gives a result or an error.
+//! Reads the header directives (`.version`, `.target`, `.address_size`) and the kernels
+//! (`.entry` names and `.param` lists) of a PTX text file, skipping comments, without
+//! compiling anything. It exists so that prebuilt PTX can be checked against the
+//! architecture, driver and call signature a manifest claims before a GPU ever sees it;
+//! any input gives a result or an error.
 
 use std::iter::Peekable;
 
@@ -27,6 +28,55 @@ pub struct PtxInfo {
     pub version_line: usize,
     /// 1-based line number of the `.target` directive, for diagnostics.
     pub target_line: usize,
+    /// Every `.entry` with its parameter list: one per item of `entries`, in the same
+    /// order.
+    pub kernels: Vec<PtxEntry>,
+}
+
+impl PtxInfo {
+    /// The first `.entry` named `name`.
+    pub fn kernel(&self, name: &str) -> Option<&PtxEntry> {
+        self.kernels.iter().find(|k| k.name == name)
+    }
+}
+
+/// One `.entry` (kernel) and the parameters it declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtxEntry {
+    /// The kernel's name.
+    pub name: String,
+    /// 1-based line number of the `.entry` directive.
+    pub line: usize,
+    /// The `.param` list in declaration order (empty for `()` or no list), or why it
+    /// could not be read. A list this reader cannot follow does not make the file
+    /// invalid: the header and names are still reported.
+    pub params: Result<Vec<PtxParam>, PtxParamError>,
+}
+
+/// One kernel parameter, `.param [.align N] .TYPE [.ptr [.SPACE] [.align N]] NAME[[N]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtxParam {
+    /// The parameter's name.
+    pub name: String,
+    /// The type as written, without the alignment and pointer qualifiers: `.u64`,
+    /// `.f32`, `.b8[8]`, `.v2 .f32`, `.texref`.
+    pub ty: String,
+    /// Size in bytes: the element size times the vector width and every array length.
+    /// `None` for the opaque types (`.texref`, `.samplerref`, `.surfref`), for an
+    /// array of unspecified length (`name[]`) and on overflow.
+    pub size: Option<u64>,
+    /// 1-based line number of the `.param` keyword.
+    pub line: usize,
+}
+
+/// Why the parameter list of an `.entry` could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct PtxParamError {
+    /// 1-based line number of the problem.
+    pub line: usize,
+    /// What was expected and what was found.
+    pub message: String,
 }
 
 /// Why a file could not be read as PTX.
@@ -102,6 +152,7 @@ pub fn parse_ptx(bytes: &[u8]) -> Result<PtxInfo, PtxError> {
     let mut target: Option<(String, Vec<String>, usize)> = None;
     let mut address_size: Option<u32> = None;
     let mut entries = Vec::new();
+    let mut kernels = Vec::new();
 
     let mut tokens = Tokens::new(text).peekable();
     while let Some(tok) = tokens.next() {
@@ -153,7 +204,17 @@ pub fn parse_ptx(bytes: &[u8]) -> Result<PtxInfo, PtxError> {
             ".entry" => {
                 let name = next_token(&mut tokens)?;
                 match name {
-                    Some(n) if is_identifier(n.text) => entries.push(n.text.to_owned()),
+                    Some(n) if is_identifier(n.text) => {
+                        entries.push(n.text.to_owned());
+                        // Read the parameter list on a copy of the stream, so that the
+                        // directives found (and any error) are the same as without it.
+                        let params = parse_params(&mut tokens.clone(), n.line);
+                        kernels.push(PtxEntry {
+                            name: n.text.to_owned(),
+                            line: tok.line,
+                            params,
+                        });
+                    }
                     _ => {
                         return Err(PtxError::BadEntry {
                             line: tok.line,
@@ -176,6 +237,7 @@ pub fn parse_ptx(bytes: &[u8]) -> Result<PtxInfo, PtxError> {
         entries,
         version_line,
         target_line,
+        kernels,
     })
 }
 
@@ -278,6 +340,193 @@ where
     Ok(arch.map(|a| (a, modifiers)))
 }
 
+/// Reads the optional `( .param ..., .param ... )` list that follows an `.entry` name.
+/// Stops at the closing `)` or at the first token that cannot be part of the list; never
+/// reads past another `.entry`, so the work over a whole file stays linear.
+fn parse_params<'a, I>(
+    tokens: &mut Peekable<I>,
+    entry_line: usize,
+) -> Result<Vec<PtxParam>, PtxParamError>
+where
+    I: Iterator<Item = Result<Token<'a>, PtxError>>,
+{
+    let mut params = Vec::new();
+    match tokens.peek() {
+        Some(Ok(t)) if t.text == "(" => {
+            tokens.next();
+        }
+        // `.entry name { ... }` and `.entry name .maxntid ...`: no parameters.
+        _ => return Ok(params),
+    }
+    let mut last_line = entry_line;
+    if let Some(Ok(t)) = tokens.peek()
+        && t.text == ")"
+    {
+        return Ok(params);
+    }
+    loop {
+        params.push(parse_param(tokens, &mut last_line)?);
+        let tok = param_token(tokens, &mut last_line, "`,` or `)` after a parameter")?;
+        match tok.text {
+            "," => {}
+            ")" => return Ok(params),
+            other => {
+                return Err(PtxParamError {
+                    line: tok.line,
+                    message: format!("expected `,` or `)` after a parameter, found `{other}`"),
+                });
+            }
+        }
+    }
+}
+
+/// Reads one `.param [.align N] .TYPE [.ptr [.SPACE] [.align N]] NAME[[N]]...`.
+fn parse_param<'a, I>(
+    tokens: &mut Peekable<I>,
+    last_line: &mut usize,
+) -> Result<PtxParam, PtxParamError>
+where
+    I: Iterator<Item = Result<Token<'a>, PtxError>>,
+{
+    let start = param_token(tokens, last_line, "`.param`")?;
+    if start.text != ".param" {
+        return Err(PtxParamError {
+            line: start.line,
+            message: format!("expected `.param`, found `{}`", start.text),
+        });
+    }
+    let mut lanes: u64 = 1;
+    let mut vector = "";
+    let mut ty: Option<(&str, Option<u64>)> = None;
+    let name = loop {
+        let tok = param_token(tokens, last_line, "a parameter type and name")?;
+        let unexpected = |what: &str| PtxParamError {
+            line: tok.line,
+            message: format!("{what} `{}` in a `.param` declaration", tok.text),
+        };
+        match tok.text {
+            ".align" => {
+                let n = param_token(tokens, last_line, "an alignment after `.align`")?;
+                if parse_decimal(n.text).is_none() {
+                    return Err(PtxParamError {
+                        line: n.line,
+                        message: format!(
+                            "expected an alignment after `.align`, found `{}`",
+                            n.text
+                        ),
+                    });
+                }
+            }
+            ".ptr" | ".global" | ".const" | ".local" | ".shared" => {}
+            ".v2" | ".v4" | ".v8" if vector.is_empty() && ty.is_none() => {
+                vector = tok.text;
+                lanes = match tok.text {
+                    ".v2" => 2,
+                    ".v4" => 4,
+                    _ => 8,
+                };
+            }
+            text if text.starts_with('.') => {
+                let size = match scalar_size(text) {
+                    Some(size) => Some(size),
+                    None if matches!(text, ".texref" | ".samplerref" | ".surfref") => None,
+                    None => return Err(unexpected("unknown type or qualifier")),
+                };
+                if ty.is_some() {
+                    return Err(unexpected("second type"));
+                }
+                ty = Some((text, size));
+            }
+            text if is_identifier(text) => break text,
+            _ => return Err(unexpected("unexpected")),
+        }
+    };
+    let Some((base, element_size)) = ty else {
+        return Err(PtxParamError {
+            line: start.line,
+            message: format!("parameter `{name}` has no type"),
+        });
+    };
+    let mut ty = if vector.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{vector} {base}")
+    };
+    let mut size = element_size.and_then(|s| s.checked_mul(lanes));
+    while let Some(Ok(t)) = tokens.peek()
+        && t.text == "["
+    {
+        tokens.next();
+        let tok = param_token(tokens, last_line, "an array length or `]`")?;
+        let length = if tok.text == "]" {
+            size = None;
+            ty.push_str("[]");
+            continue;
+        } else {
+            parse_decimal(tok.text).ok_or_else(|| PtxParamError {
+                line: tok.line,
+                message: format!("expected an array length, found `{}`", tok.text),
+            })?
+        };
+        let close = param_token(tokens, last_line, "`]`")?;
+        if close.text != "]" {
+            return Err(PtxParamError {
+                line: close.line,
+                message: format!(
+                    "expected `]` after the array length, found `{}`",
+                    close.text
+                ),
+            });
+        }
+        ty.push_str(&format!("[{length}]"));
+        size = size.and_then(|s| s.checked_mul(u64::from(length)));
+    }
+    Ok(PtxParam {
+        name: name.to_owned(),
+        ty,
+        size,
+        line: start.line,
+    })
+}
+
+/// The next token of a parameter list; the end of the input or a tokenizer error is an
+/// error naming what was `expected`.
+fn param_token<'a, I>(
+    tokens: &mut I,
+    last_line: &mut usize,
+    expected: &str,
+) -> Result<Token<'a>, PtxParamError>
+where
+    I: Iterator<Item = Result<Token<'a>, PtxError>>,
+{
+    match tokens.next() {
+        Some(Ok(tok)) => {
+            *last_line = tok.line;
+            Ok(tok)
+        }
+        Some(Err(e)) => Err(PtxParamError {
+            line: *last_line,
+            message: format!("expected {expected}: {e}"),
+        }),
+        None => Err(PtxParamError {
+            line: *last_line,
+            message: format!("expected {expected}, found the end of the file"),
+        }),
+    }
+}
+
+/// Bytes of one value of a PTX fundamental type (`.u32` -> 4); `None` for anything else.
+fn scalar_size(ty: &str) -> Option<u64> {
+    Some(match ty {
+        ".b8" | ".s8" | ".u8" => 1,
+        ".b16" | ".s16" | ".u16" | ".f16" | ".bf16" | ".e4m3x2" | ".e5m2x2" => 2,
+        ".b32" | ".s32" | ".u32" | ".f32" | ".f16x2" | ".bf16x2" | ".tf32" => 4,
+        ".b64" | ".s64" | ".u64" | ".f64" => 8,
+        ".b128" => 16,
+        _ => return None,
+    })
+}
+
 /// Takes the next token, passing on a tokenizer error.
 fn next_token<'a, I>(tokens: &mut I) -> Result<Option<Token<'a>>, PtxError>
 where
@@ -361,6 +610,7 @@ struct Token<'a> {
 }
 
 /// Streams the tokens of PTX source, skipping whitespace, comments and quoted strings.
+#[derive(Clone)]
 struct Tokens<'a> {
     src: &'a str,
     pos: usize,
@@ -464,6 +714,169 @@ mod tests {
         assert_eq!(info.version_line, 5);
         assert_eq!(info.target_line, 6);
         assert_eq!(min_driver_for_ptx(info.version), Some((11, 0)));
+    }
+
+    /// `(name, size)` of each parameter of kernel `name`.
+    fn sizes(info: &PtxInfo, name: &str) -> Vec<(String, Option<u64>)> {
+        info.kernel(name)
+            .expect("kernel exists")
+            .params
+            .as_ref()
+            .expect("params read")
+            .iter()
+            .map(|p| (p.name.clone(), p.size))
+            .collect()
+    }
+
+    #[test]
+    fn real_clang_ptx_params() {
+        let info = parse_ptx(REAL_PTX).unwrap();
+        assert_eq!(info.kernels.len(), 1);
+        let kernel = &info.kernels[0];
+        assert_eq!((kernel.name.as_str(), kernel.line), ("silu_f32", 11));
+        let params = kernel.params.as_ref().unwrap();
+        let tys: Vec<_> = params.iter().map(|p| p.ty.as_str()).collect();
+        assert_eq!(tys, [".u64", ".u64", ".u32"]);
+        assert_eq!(
+            params.iter().map(|p| p.size).collect::<Vec<_>>(),
+            [Some(8), Some(8), Some(4)]
+        );
+        assert_eq!(params[2].name, "silu_f32_param_2");
+        assert_eq!(params[2].line, 14);
+    }
+
+    #[test]
+    fn reference_kernels_params() {
+        // The committed clang-15 PTX of the reference kernels: every entry has a readable
+        // list of 64-bit pointers followed by 32-bit scalars.
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../kernels");
+        for (kernel, count) in [
+            ("activation", 4),
+            ("rmsnorm", 6),
+            ("rotary", 10),
+            ("softmax", 4),
+        ] {
+            let path = format!("{root}/{kernel}/build/cuda/{kernel}_sm80.ptx");
+            let Ok(bytes) = std::fs::read(&path) else {
+                continue; // packaged crate without the repo's kernels
+            };
+            let info = parse_ptx(&bytes).unwrap();
+            assert!(!info.kernels.is_empty(), "{path}");
+            assert_eq!(info.kernels.len(), info.entries.len());
+            for entry in &info.kernels {
+                let params = entry.params.as_ref().unwrap();
+                assert_eq!(params.len(), count, "{path}: {}", entry.name);
+                assert!(
+                    params.iter().all(|p| matches!(p.size, Some(4 | 8))),
+                    "{path}: {params:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn param_forms() {
+        let src = ".version 8.0\n.target sm_90\n.address_size 64\n\
+            .visible .entry a(\n  .param .u64 .ptr .global .align 16 a_out, // out\n\
+              /* in */ .param .u64 .ptr .align 8 a_in,\n  .param .align 8 .b8 a_pair[8],\n\
+              .param .f32 a_alpha , .param .s64 a_big, .param .b32 a_bits,\n\
+              .param .align 4 .b8 a_grid[2][6], .param .v2 .f32 a_v\n)\n.maxntid 256, 1, 1\n{ ret; }\n\
+            .weak .entry b()\n{ ret; }\n\
+            .entry c\n{ ret; }\n\
+            .entry d .maxntid 32 { ret; }\n\
+            .entry e(.param .texref e_tex, .param .b8 e_open[]) { ret; }\n";
+        let info = parse_ptx(src.as_bytes()).unwrap();
+        assert_eq!(info.entries, ["a", "b", "c", "d", "e"]);
+        let a = sizes(&info, "a");
+        let expect: Vec<(String, Option<u64>)> = [
+            ("a_out", 8),
+            ("a_in", 8),
+            ("a_pair", 8),
+            ("a_alpha", 4),
+            ("a_big", 8),
+            ("a_bits", 4),
+            ("a_grid", 12),
+            ("a_v", 8),
+        ]
+        .into_iter()
+        .map(|(n, s)| (n.to_owned(), Some(s)))
+        .collect();
+        assert_eq!(a, expect);
+        let tys: Vec<_> = info.kernel("a").unwrap().params.as_ref().unwrap()[6..]
+            .iter()
+            .map(|p| p.ty.clone())
+            .collect();
+        assert_eq!(tys, [".b8[2][6]", ".v2 .f32"]);
+        assert!(sizes(&info, "b").is_empty());
+        assert!(sizes(&info, "c").is_empty());
+        assert!(sizes(&info, "d").is_empty());
+        assert_eq!(
+            sizes(&info, "e"),
+            [("e_tex".to_owned(), None), ("e_open".to_owned(), None)]
+        );
+    }
+
+    #[test]
+    fn malformed_param_lists_are_reported_per_entry() {
+        // A list that cannot be read leaves the rest of the file, and the other entries,
+        // as they were.
+        let src = ".version 7.0\n.target sm_80\n\
+            .entry no_type(.param n) {}\n\
+            .entry no_comma(.param .u32 a .param .u32 b) {}\n\
+            .entry odd_type(.param .quux q) {}\n\
+            .entry two_types(.param .u32 .f32 q) {}\n\
+            .entry bad_len(.param .b8 q[x]) {}\n\
+            .entry good(.param .u64 p) {}\n\
+            .entry open(\n.param .u64 p,\n";
+        let info = parse_ptx(src.as_bytes()).unwrap();
+        assert_eq!(
+            info.entries,
+            [
+                "no_type",
+                "no_comma",
+                "odd_type",
+                "two_types",
+                "bad_len",
+                "good",
+                "open"
+            ]
+        );
+        let error = |name: &str| info.kernel(name).unwrap().params.clone().unwrap_err();
+        assert_eq!(error("no_type").message, "parameter `n` has no type");
+        assert_eq!(error("no_type").line, 3);
+        assert_eq!(
+            error("no_comma").message,
+            "expected `,` or `)` after a parameter, found `.param`"
+        );
+        assert_eq!(
+            error("odd_type").message,
+            "unknown type or qualifier `.quux` in a `.param` declaration"
+        );
+        assert_eq!(
+            error("two_types").message,
+            "second type `.f32` in a `.param` declaration"
+        );
+        assert_eq!(
+            error("bad_len").message,
+            "expected an array length, found `x`"
+        );
+        assert_eq!(sizes(&info, "good"), [("p".to_owned(), Some(8))]);
+        let open = error("open");
+        assert_eq!(open.line, 10);
+        assert_eq!(
+            open.to_string(),
+            "line 10: expected `.param`, found the end of the file"
+        );
+    }
+
+    #[test]
+    fn param_list_running_into_the_next_entry_stops_there() {
+        let src =
+            ".version 7.0\n.target sm_80\n.entry a(.param .u32 x,\n.entry b(.param .u32 y) {}\n";
+        let info = parse_ptx(src.as_bytes()).unwrap();
+        assert_eq!(info.entries, ["a", "b"]);
+        assert!(info.kernel("a").unwrap().params.is_err());
+        assert_eq!(sizes(&info, "b"), [("y".to_owned(), Some(4))]);
     }
 
     #[test]
@@ -590,6 +1003,7 @@ mod tests {
         }
         let info = parse_ptx(text.as_bytes()).unwrap();
         assert!(info.entries.len() > 100_000);
+        assert_eq!(info.kernels.len(), info.entries.len());
         assert!(start.elapsed() < std::time::Duration::from_secs(20));
     }
 
