@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Debian packages: clang/lld rebuild the PTX and hsaco to prove the committed
-# artifacts are reproducible; openssl is the hashing benchmark's baseline;
+# artifacts are reproducible (clang-15's clang++-15 also builds the kernel
+# simulation); openssl is the hashing benchmark's baseline;
 # minisign verifies kernelhub's signatures independently; libamdhip64-5 is
 # the HIP runtime the ROCm backend is tested against (no GPU needed);
 # mesa-vulkan-drivers runs the WGSL kernels through wgpu without a GPU.
@@ -45,6 +46,8 @@ echo "==> kernel.toml JSON Schema"
 .venv/bin/python scripts/validate-schema.py
 echo "==> native artifacts rebuild byte-identically"
 scripts/build-kernels.sh --check
+echo "==> native kernels simulated on the CPU (tests/kernel-sim)"
+scripts/simulate-kernels.sh
 echo "==> kernelhub check kernels/*"
 cargo run --locked -q -p kernelhub-cli -- check --deny-warnings kernels/*
 echo "==> scripts/run.sh (the README's main job, small sizes)"
