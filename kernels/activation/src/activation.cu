@@ -146,17 +146,17 @@ KH_DEVICE float erf_f32(float a) {
     return t > 0.927734375f ? large : small;
 }
 
-// tanh(x) = 1 - 2 / (exp(2x) + 1); saturates correctly to +-1.
-KH_DEVICE float tanh_f32(float x) { return 1.0f - 2.0f / (exp_f32(2.0f * x) + 1.0f); }
-
 enum Act { SILU, GELU, GELU_TANH };
 
 template <int A> KH_DEVICE float act(float x) {
     if (A == SILU) return x / (1.0f + exp_f32(-x));
     if (A == GELU) return 0.5f * x * (1.0f + erf_f32(x * 0.70710678118654752f));
-    // GELU_TANH: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+    // GELU_TANH: 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3),
+    // computed as x / (1 + exp(-2u)) (the same value: 0.5 (1 + tanh(u)) is
+    // the logistic function of 2u), which does not cancel where tanh(u)
+    // nears -1 and saturates to 0 and x at the ends.
     float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-    return 0.5f * x * (1.0f + tanh_f32(inner));
+    return x / (1.0f + exp_f32(-2.0f * inner));
 }
 
 // The vector path of one block: x is the row's gate half (x + d its up half)
