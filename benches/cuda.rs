@@ -131,7 +131,7 @@ impl RawFunction {
         // SAFETY: the primary context the backend retained, alive while `cuda` is.
         driver
             .check("cuCtxSetCurrent", unsafe {
-                (driver.ctx_set_current)(cuda.queue().context())
+                (driver.ctx_set_current)(cuda.queue().context().expect("the primary context"))
             })
             .expect("context");
         let mut module: CUmodule = std::ptr::null_mut();
@@ -219,7 +219,7 @@ fn launch(c: &mut Criterion, cuda: &Arc<CudaDevice>) {
         "launch: {OP} f32 (1 x 4) from `{}`, grid {grid:?}, block {block:?}, {LAUNCHES} launches per iteration",
         op.artifact()
     );
-    let stream: CUstream = cuda.queue().stream();
+    let stream: CUstream = cuda.queue().stream().expect("kernelhub's stream");
     let mut slots: [u64; 4] = [
         cuda.device_ptr(&tiny.out).unwrap(),
         cuda.device_ptr(&tiny.input).unwrap(),
@@ -255,7 +255,7 @@ fn launch(c: &mut Criterion, cuda: &Arc<CudaDevice>) {
             // SAFETY: the backend's primary context, alive while `cuda` is.
             driver
                 .check("cuCtxSetCurrent", unsafe {
-                    (driver.ctx_set_current)(cuda.queue().context())
+                    (driver.ctx_set_current)(cuda.queue().context().unwrap())
                 })
                 .unwrap();
             let start = Instant::now();

@@ -6,7 +6,8 @@
 //! cudarc use, so an engine's allocations and kernelhub's live side by side
 //! and pointers pass freely between them. Work goes to one stream: a
 //! non-blocking stream kernelhub creates, or the engine's own
-//! ([`with_stream`]). Every call makes the context current on the calling
+//! ([`with_stream`]). The context and the stream are made on first use:
+//! probing every GPU costs none of them memory. Every call makes the context current on the calling
 //! thread first, so any thread may launch.
 //!
 //! Modules are loaded from the verified bytes in memory (PTX gets the NUL
@@ -17,7 +18,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, c_uint, c_void};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use kernelhub_manifest::introspect::ptx::{min_driver_for_ptx, parse_ptx};
 use kernelhub_manifest::kernel::{Backend, DriverVersion, Format};
@@ -35,8 +36,9 @@ use crate::sys::{
 /// An NVIDIA GPU behind kernelhub's `Device` interface.
 pub type CudaDevice = NativeDevice<CudaQueue>;
 
-/// Opens GPU `ordinal` in its primary context, with a new non-blocking
-/// stream.
+/// Opens GPU `ordinal`: its primary context and a non-blocking stream of
+/// kernelhub's, both made on first use, so a process that probes every GPU
+/// but works on one holds no context on the others.
 pub fn open(ordinal: i32) -> Result<CudaDevice, ProbeError> {
     let driver = initialised_driver()?;
     let described = device_info(driver, ordinal)?;
@@ -50,28 +52,16 @@ pub fn open(ordinal: i32) -> Result<CudaDevice, ProbeError> {
     driver.check("cuDriverGetVersion", unsafe {
         (driver.driver_get_version)(&mut version)
     })?;
-    let mut raw: CUcontext = std::ptr::null_mut();
-    // SAFETY: writes one context handle, retained until `Context::drop`.
-    driver.check("cuDevicePrimaryCtxRetain", unsafe {
-        (driver.primary_ctx_retain)(&mut raw, device)
-    })?;
     let context = Arc::new(Context {
         driver,
         device,
-        raw,
+        raw: OnceLock::new(),
         id: kernelhub_runtime::device::unique_id(),
         info: device_info_for(&described, driver_version(version)),
     });
-    let mut stream: CUstream = std::ptr::null_mut();
-    context.bound(|| {
-        // SAFETY: writes one stream handle in the current context.
-        driver.check("cuStreamCreate", unsafe {
-            (driver.stream_create)(&mut stream, CU_STREAM_NON_BLOCKING)
-        })
-    })?;
     Ok(NativeDevice::new(CudaQueue {
         context,
-        stream,
+        stream: OnceLock::new(),
         owned: true,
     }))
 }
@@ -86,17 +76,17 @@ pub fn open(ordinal: i32) -> Result<CudaDevice, ProbeError> {
 pub unsafe fn with_stream(device: &CudaDevice, stream: *mut c_void) -> CudaDevice {
     NativeDevice::new(CudaQueue {
         context: device.queue().context.clone(),
-        stream,
+        stream: OnceLock::from(stream),
         owned: false,
     })
 }
 
-/// A GPU's primary context, retained for as long as anything of kernelhub
-/// uses it.
+/// A GPU's primary context, retained on first use and for as long as
+/// anything of kernelhub uses it.
 struct Context {
     driver: &'static Driver,
     device: CUdevice,
-    raw: CUcontext,
+    raw: OnceLock<CUcontext>,
     /// kernelhub's identity for the GPU: its buffers carry it.
     id: u64,
     info: DeviceInfo,
@@ -118,18 +108,17 @@ impl Context {
     /// thread on the wrong context; a thread that had none keeps this one.
     fn bound<T>(&self, f: impl FnOnce() -> Result<T, CudaError>) -> Result<T, CudaError> {
         let driver = self.driver;
+        let raw = self.raw()?;
         let mut previous: CUcontext = std::ptr::null_mut();
         // SAFETY: writes one context handle (null when none is current).
         driver.check("cuCtxGetCurrent", unsafe {
             (driver.ctx_get_current)(&mut previous)
         })?;
-        if previous == self.raw {
+        if previous == raw {
             return f();
         }
         // SAFETY: `raw` is a retained primary context, valid until `drop`.
-        driver.check("cuCtxSetCurrent", unsafe {
-            (driver.ctx_set_current)(self.raw)
-        })?;
+        driver.check("cuCtxSetCurrent", unsafe { (driver.ctx_set_current)(raw) })?;
         let result = f();
         if !previous.is_null() {
             // SAFETY: the context that was current a moment ago, which the
@@ -138,20 +127,42 @@ impl Context {
         }
         result
     }
+
+    /// The primary context, retained on the first call.
+    fn raw(&self) -> Result<CUcontext, CudaError> {
+        if let Some(raw) = self.raw.get() {
+            return Ok(*raw);
+        }
+        let driver = self.driver;
+        let mut raw: CUcontext = std::ptr::null_mut();
+        // SAFETY: writes one context handle, retained until `drop`.
+        driver.check("cuDevicePrimaryCtxRetain", unsafe {
+            (driver.primary_ctx_retain)(&mut raw, self.device)
+        })?;
+        if self.raw.set(raw).is_err() {
+            // Another thread retained it first: keep one reference.
+            // SAFETY: balances the retain just above.
+            let _ = unsafe { (driver.primary_ctx_release)(self.device) };
+        }
+        Ok(*self.raw.get().unwrap_or(&raw))
+    }
 }
 
 impl Drop for Context {
     fn drop(&mut self) {
-        // SAFETY: balances the retain in `open`. A failure cannot be
-        // reported from `drop`, and leaves only a reference behind.
-        let _ = unsafe { (self.driver.primary_ctx_release)(self.device) };
+        if self.raw.get().is_some() {
+            // SAFETY: balances the retain in `raw`. A failure cannot be
+            // reported from `drop`, and leaves only a reference behind.
+            let _ = unsafe { (self.driver.primary_ctx_release)(self.device) };
+        }
     }
 }
 
 /// One GPU's primary context and a stream in it.
 pub struct CudaQueue {
     context: Arc<Context>,
-    stream: CUstream,
+    /// The engine's stream, or kernelhub's once created.
+    stream: OnceLock<CUstream>,
     /// Created by kernelhub (destroyed on drop) rather than the engine's.
     owned: bool,
 }
@@ -165,13 +176,13 @@ unsafe impl Sync for CudaQueue {}
 
 impl Drop for CudaQueue {
     fn drop(&mut self) {
-        if self.owned {
+        if let (true, Some(stream)) = (self.owned, self.stream.get()) {
             let driver = self.context.driver;
             let _ = self.context.bound(|| {
                 // SAFETY: a stream this crate created and nothing else
                 // holds; pending work completes before the driver frees it.
                 driver.check("cuStreamDestroy_v2", unsafe {
-                    (driver.stream_destroy)(self.stream)
+                    (driver.stream_destroy)(*stream)
                 })
             });
         }
@@ -179,14 +190,34 @@ impl Drop for CudaQueue {
 }
 
 impl CudaQueue {
-    /// The stream launches are queued on (`CUstream`).
-    pub fn stream(&self) -> *mut c_void {
-        self.stream
+    /// The stream launches are queued on (`CUstream`), created on first use.
+    pub fn stream(&self) -> Result<*mut c_void, CudaError> {
+        if let Some(stream) = self.stream.get() {
+            return Ok(*stream);
+        }
+        let driver = self.context.driver;
+        let mut stream: CUstream = std::ptr::null_mut();
+        self.context.bound(|| {
+            // SAFETY: writes one stream handle in the current context.
+            driver.check("cuStreamCreate", unsafe {
+                (driver.stream_create)(&mut stream, CU_STREAM_NON_BLOCKING)
+            })
+        })?;
+        if self.stream.set(stream).is_err() {
+            // Another thread made one first: use that, drop this one.
+            let _ = self.context.bound(|| {
+                // SAFETY: the stream just created, which nothing else holds.
+                driver.check("cuStreamDestroy_v2", unsafe {
+                    (driver.stream_destroy)(stream)
+                })
+            });
+        }
+        Ok(*self.stream.get().unwrap_or(&stream))
     }
 
-    /// The primary context (`CUcontext`).
-    pub fn context(&self) -> *mut c_void {
-        self.context.raw
+    /// The primary context (`CUcontext`), retained on first use.
+    pub fn context(&self) -> Result<*mut c_void, CudaError> {
+        self.context.raw()
     }
 
     /// Makes the driver call(s) in the context ([`Context::bound`]); the
@@ -200,7 +231,8 @@ impl CudaQueue {
         self.context.bound(f)
     }
 
-    fn sync(driver: &Driver, stream: CUstream) -> Result<(), CudaError> {
+    fn sync(&self, driver: &Driver) -> Result<(), CudaError> {
+        let stream = self.stream()?;
         // SAFETY: a live stream of the current context.
         driver.check("cuStreamSynchronize", unsafe {
             (driver.stream_synchronize)(stream)
@@ -293,11 +325,11 @@ impl NativeQueue for CudaQueue {
         let zeroed = self.call(|driver| {
             // SAFETY: the `len` bytes just allocated.
             driver.check("cuMemsetD8Async", unsafe {
-                (driver.memset_d8_async)(address, 0, len, self.stream)
+                (driver.memset_d8_async)(address, 0, len, self.stream()?)
             })?;
             // The zeros are there before the buffer is handed out,
             // whatever stream the caller uses it on next.
-            Self::sync(driver, self.stream)
+            self.sync(driver)
         });
         if let Err(e) = zeroed {
             self.free(address);
@@ -321,9 +353,14 @@ impl NativeQueue for CudaQueue {
             // completes in the synchronisation below, while `bytes` is
             // still borrowed.
             driver.check("cuMemcpyHtoDAsync_v2", unsafe {
-                (driver.memcpy_htod_async)(address, bytes.as_ptr().cast(), bytes.len(), self.stream)
+                (driver.memcpy_htod_async)(
+                    address,
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    self.stream()?,
+                )
             })?;
-            Self::sync(driver, self.stream)
+            self.sync(driver)
         })
     }
 
@@ -333,14 +370,19 @@ impl NativeQueue for CudaQueue {
             // `out` is writable for its length and the copy completes in
             // the synchronisation below, while it is borrowed.
             driver.check("cuMemcpyDtoHAsync_v2", unsafe {
-                (driver.memcpy_dtoh_async)(out.as_mut_ptr().cast(), address, out.len(), self.stream)
+                (driver.memcpy_dtoh_async)(
+                    out.as_mut_ptr().cast(),
+                    address,
+                    out.len(),
+                    self.stream()?,
+                )
             })?;
-            Self::sync(driver, self.stream)
+            self.sync(driver)
         })
     }
 
     fn synchronize(&self) -> Result<(), String> {
-        self.call(|driver| Self::sync(driver, self.stream))
+        self.call(|driver| self.sync(driver))
     }
 
     fn load_module(&self, format: Format, bytes: &Arc<[u8]>) -> Result<CudaModule, ModuleError> {
@@ -436,6 +478,7 @@ impl NativeQueue for CudaQueue {
     ) -> Result<(), LaunchError> {
         let driver = self.context.driver;
         self.bound(|| {
+            let stream = self.stream()?;
             // SAFETY: the caller guarantees `params` and the geometry fit
             // the function (the trait's contract); the stream is live.
             driver.check("cuLaunchKernel", unsafe {
@@ -448,7 +491,7 @@ impl NativeQueue for CudaQueue {
                     block[1],
                     block[2],
                     shared_bytes,
-                    self.stream,
+                    stream,
                     params.as_mut_ptr(),
                     std::ptr::null_mut(),
                 )

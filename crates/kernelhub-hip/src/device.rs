@@ -14,7 +14,7 @@
 #![allow(unsafe_code)]
 
 use std::ffi::{CString, c_void};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use kernelhub_manifest::kernel::{Backend, DriverVersion, Format};
 use kernelhub_manifest::select::Platform;
@@ -29,14 +29,17 @@ use crate::sys::{hipFunction_t, hipModule_t, hipStream_t, hipStreamNonBlocking};
 /// An AMD GPU behind kernelhub's `Device` interface.
 pub type HipDevice = NativeDevice<HipQueue>;
 
-/// Opens GPU `ordinal` with a new non-blocking stream.
+/// Opens GPU `ordinal`; its non-blocking stream (and so HIP's context on
+/// the GPU) is made on first use, so probing every GPU costs none of them
+/// memory.
 pub fn open(ordinal: i32) -> Result<HipDevice, ProbeError> {
     let platform = probe()?;
     let hip = Hip::load()?;
     let Some(described) = platform.devices.iter().find(|d| d.ordinal == ordinal) else {
-        return Err(ProbeError::Hip(
-            hip.error("hipSetDevice", codes::INVALID_DEVICE),
-        ));
+        return Err(ProbeError::NoSuchDevice {
+            ordinal,
+            count: platform.devices.len(),
+        });
     };
     let runtime = platform.runtime_version;
     let gpu = Arc::new(Gpu {
@@ -51,10 +54,9 @@ pub fn open(ordinal: i32) -> Result<HipDevice, ProbeError> {
             },
         ),
     });
-    let stream = gpu.selected(|| hip.stream_create_with_flags(hipStreamNonBlocking))?;
     Ok(NativeDevice::new(HipQueue {
         gpu,
-        stream,
+        stream: OnceLock::new(),
         owned: true,
     }))
 }
@@ -69,7 +71,7 @@ pub fn open(ordinal: i32) -> Result<HipDevice, ProbeError> {
 pub unsafe fn with_stream(device: &HipDevice, stream: *mut c_void) -> HipDevice {
     NativeDevice::new(HipQueue {
         gpu: device.queue().gpu.clone(),
-        stream: stream.cast(),
+        stream: OnceLock::from(stream.cast::<crate::sys::ihipStream_t>()),
         owned: false,
     })
 }
@@ -103,7 +105,8 @@ impl Gpu {
 /// One GPU and a stream on it.
 pub struct HipQueue {
     gpu: Arc<Gpu>,
-    stream: hipStream_t,
+    /// The engine's stream, or kernelhub's once created.
+    stream: OnceLock<hipStream_t>,
     /// Created by kernelhub (destroyed on drop) rather than the engine's.
     owned: bool,
 }
@@ -117,20 +120,35 @@ unsafe impl Sync for HipQueue {}
 
 impl Drop for HipQueue {
     fn drop(&mut self) {
-        if self.owned {
+        if let (true, Some(stream)) = (self.owned, self.stream.get()) {
             let hip = self.gpu.hip;
             // SAFETY: a stream this crate created and nothing else holds.
-            let _ = self
-                .gpu
-                .selected(|| unsafe { hip.stream_destroy(self.stream) });
+            let _ = self.gpu.selected(|| unsafe { hip.stream_destroy(*stream) });
         }
     }
 }
 
 impl HipQueue {
-    /// The stream launches are queued on (`hipStream_t`).
-    pub fn stream(&self) -> *mut c_void {
-        self.stream.cast()
+    /// The stream launches are queued on (`hipStream_t`), created on first
+    /// use.
+    pub fn stream(&self) -> Result<*mut c_void, HipError> {
+        self.raw_stream().map(|s| s.cast())
+    }
+
+    fn raw_stream(&self) -> Result<hipStream_t, HipError> {
+        if let Some(stream) = self.stream.get() {
+            return Ok(*stream);
+        }
+        let hip = self.gpu.hip;
+        let stream = self
+            .gpu
+            .selected(|| hip.stream_create_with_flags(hipStreamNonBlocking))?;
+        if self.stream.set(stream).is_err() {
+            // Another thread made one first: use that, drop this one.
+            // SAFETY: the stream just created, which nothing else holds.
+            let _ = self.gpu.selected(|| unsafe { hip.stream_destroy(stream) });
+        }
+        Ok(*self.stream.get().unwrap_or(&stream))
     }
 
     /// Makes the call(s) with the GPU selected ([`Gpu::selected`]); the
@@ -143,7 +161,9 @@ impl HipQueue {
 
     fn sync(&self, hip: Hip) -> Result<(), HipError> {
         // SAFETY: a live stream of the selected device.
-        unsafe { hip.stream_synchronize(self.stream) }
+        let stream = self.raw_stream()?;
+        // SAFETY: as above.
+        unsafe { hip.stream_synchronize(stream) }
     }
 }
 
@@ -221,7 +241,7 @@ impl NativeQueue for HipQueue {
         })?;
         let zeroed = self.call(|hip| {
             // SAFETY: the `len` bytes just allocated.
-            unsafe { hip.memset_d8_async(pointer, 0, len, self.stream) }?;
+            unsafe { hip.memset_d8_async(pointer, 0, len, self.raw_stream()?) }?;
             // The zeros are there before the buffer is handed out,
             // whatever stream the caller uses it on next.
             self.sync(hip)
@@ -249,7 +269,7 @@ impl NativeQueue for HipQueue {
             // SAFETY: the memory at `address` is at least `bytes.len()`
             // long (the caller allocated it so); the copy completes in the
             // synchronisation below, while `bytes` is borrowed.
-            unsafe { hip.memcpy_htod_async(address as *mut c_void, bytes, self.stream) }?;
+            unsafe { hip.memcpy_htod_async(address as *mut c_void, bytes, self.raw_stream()?) }?;
             self.sync(hip)
         })
     }
@@ -259,7 +279,7 @@ impl NativeQueue for HipQueue {
             // SAFETY: the caller checked the range against the buffer; the
             // copy completes in the synchronisation below, while `out` is
             // borrowed.
-            unsafe { hip.memcpy_dtoh_async(out, address as *mut c_void, self.stream) }?;
+            unsafe { hip.memcpy_dtoh_async(out, address as *mut c_void, self.raw_stream()?) }?;
             self.sync(hip)
         })
     }
@@ -316,17 +336,11 @@ impl NativeQueue for HipQueue {
         let hip = self.gpu.hip;
         self.gpu
             .selected(|| {
+                let stream = self.raw_stream()?;
                 // SAFETY: the caller guarantees `params` and the geometry
                 // fit the function (the trait's contract); the stream is live.
                 unsafe {
-                    hip.module_launch_kernel(
-                        function.0,
-                        grid,
-                        block,
-                        shared_bytes,
-                        self.stream,
-                        params,
-                    )
+                    hip.module_launch_kernel(function.0, grid, block, shared_bytes, stream, params)
                 }
             })
             .map_err(|e| LaunchError::from_status(e.code, e.to_string()))
