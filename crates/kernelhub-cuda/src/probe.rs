@@ -25,6 +25,9 @@ pub struct CudaPlatform {
     pub driver_version: i32,
     /// The GPUs, by ordinal; empty when the driver finds none.
     pub devices: Vec<CudaDeviceInfo>,
+    /// GPUs the driver counts but could not describe, with why: one broken
+    /// GPU does not hide the others.
+    pub unusable: Vec<(i32, CudaError)>,
 }
 
 impl CudaPlatform {
@@ -140,13 +143,19 @@ pub fn probe() -> Result<CudaPlatform, ProbeError> {
             driver.check("cuDeviceGetCount", status)?;
         }
     }
-    let devices = (0..count.max(0))
-        .map(|ordinal| device_info(driver, ordinal))
-        .collect::<Result<_, _>>()?;
+    let mut devices = Vec::new();
+    let mut unusable = Vec::new();
+    for ordinal in 0..count.max(0) {
+        match device_info(driver, ordinal) {
+            Ok(device) => devices.push(device),
+            Err(error) => unusable.push((ordinal, error)),
+        }
+    }
     Ok(CudaPlatform {
         library: driver.library.clone(),
         driver_version: version,
         devices,
+        unusable,
     })
 }
 

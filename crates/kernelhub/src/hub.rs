@@ -138,7 +138,7 @@ impl Hub {
                 return;
             }
         };
-        if platform.devices.is_empty() {
+        if platform.devices.is_empty() && platform.unusable.is_empty() {
             self.unavailable.push((
                 Backend::Cuda,
                 format!(
@@ -147,6 +147,10 @@ impl Hub {
                     platform.driver()
                 ),
             ));
+        }
+        for (ordinal, error) in &platform.unusable {
+            self.unavailable
+                .push((Backend::Cuda, format!("GPU #{ordinal}: {error}")));
         }
         for device in &platform.devices {
             match kernelhub_cuda::open(device.ordinal) {
