@@ -291,5 +291,6 @@ fn committed_fuzz_corpora_do_not_panic() {
         if let Ok(info) = elf::parse_elf(&bytes) {
             let _ = info.target_id();
         }
+        let _ = elf::amdgpu_kernels(&bytes);
     }
 }

@@ -1,10 +1,16 @@
-//! cubin / hsaco (ELF) introspection: header, flags, symbol tables.
+//! cubin / hsaco (ELF) introspection: header, flags, symbol tables, and the
+//! AMD code object's msgpack metadata (kernel argument lists).
 #![no_main]
 
-use kernelhub_manifest::introspect::elf::parse_elf;
+use kernelhub_manifest::introspect::elf::{amdgpu_kernels, parse_elf};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    if let Ok(Some(kernels)) = amdgpu_kernels(data) {
+        for kernel in kernels.iter().take(8) {
+            let _ = format!("{kernel:?}");
+        }
+    }
     match parse_elf(data) {
         Ok(info) => {
             let _ = info.target_id();
