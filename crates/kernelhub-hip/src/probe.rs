@@ -23,6 +23,9 @@ pub struct HipPlatform {
     pub driver_version: HipVersion,
     /// Every device, by ordinal; empty where there is no AMD GPU.
     pub devices: Vec<HipDeviceInfo>,
+    /// Devices HIP counts but could not describe, with why: one broken GPU
+    /// does not hide the others.
+    pub unusable: Vec<(i32, HipError)>,
 }
 
 /// One AMD GPU as HIP describes it.
@@ -89,14 +92,20 @@ pub fn probe_with(hip: Hip) -> Result<HipPlatform, HipError> {
     if count > 0 {
         init?;
     }
-    let devices = (0..count)
-        .map(|ordinal| device_info(hip, ordinal))
-        .collect::<Result<_, _>>()?;
+    let mut devices = Vec::new();
+    let mut unusable = Vec::new();
+    for ordinal in 0..count {
+        match device_info(hip, ordinal) {
+            Ok(device) => devices.push(device),
+            Err(error) => unusable.push((ordinal, error)),
+        }
+    }
     Ok(HipPlatform {
         library: hip.library_path().to_string(),
         runtime_version,
         driver_version,
         devices,
+        unusable,
     })
 }
 

@@ -171,7 +171,7 @@ impl Hub {
                 return;
             }
         };
-        if platform.devices.is_empty() {
+        if platform.devices.is_empty() && platform.unusable.is_empty() {
             self.unavailable.push((
                 Backend::Rocm,
                 format!(
@@ -179,6 +179,10 @@ impl Hub {
                     platform.library, platform.runtime_version
                 ),
             ));
+        }
+        for (ordinal, error) in &platform.unusable {
+            self.unavailable
+                .push((Backend::Rocm, format!("GPU #{ordinal}: {error}")));
         }
         for device in &platform.devices {
             match kernelhub_hip::open(device.ordinal) {
