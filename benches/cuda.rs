@@ -48,6 +48,9 @@ use kernelhub_runtime::device::VerifiedArtifact;
 
 /// Launches per iteration of the `launch` group.
 const LAUNCHES: u64 = 10_000;
+/// Launches per batch of the `enqueue` groups: well below the depth at
+/// which a stream's queue makes `cuLaunchKernel` wait.
+const ENQUEUED: u64 = 500;
 /// The kernel and op measured.
 const KERNEL: &str = "activation";
 const OP: &str = "silu_and_mul";
@@ -232,70 +235,101 @@ fn launch(c: &mut Criterion, cuda: &Arc<CudaDevice>) {
         .collect();
     let driver = raw.driver;
 
-    let mut group = c.benchmark_group("launch");
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    group.sample_size(10);
-    group.sampling_mode(SamplingMode::Flat);
-    group.throughput(Throughput::Elements(LAUNCHES));
-    group.bench_function("trait", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                for _ in 0..LAUNCHES {
-                    op.launch(&args).unwrap();
-                }
-                device.synchronize().unwrap();
-            }
-            start.elapsed()
-        })
-    });
-    group.bench_function("raw_cu_launch_kernel", |b| {
-        b.iter_custom(|iters| {
-            // SAFETY: the backend's primary context, alive while `cuda` is.
-            driver
-                .check("cuCtxSetCurrent", unsafe {
-                    (driver.ctx_set_current)(cuda.queue().context().unwrap())
-                })
-                .unwrap();
-            let start = Instant::now();
-            for _ in 0..iters {
-                for _ in 0..LAUNCHES {
-                    // SAFETY: `params` points at the four slots (out and
-                    // input device pointers of 16 and 32 bytes, tokens = 1,
-                    // d = 4), which outlive the launches; the geometry is
-                    // the manifest's for that size; the stream is the
-                    // backend's, alive while `cuda` is.
-                    let status = unsafe {
-                        (driver.launch_kernel)(
-                            raw.function,
-                            grid[0],
-                            grid[1],
-                            grid[2],
-                            block[0],
-                            block[1],
-                            block[2],
-                            0,
-                            stream,
-                            params.as_mut_ptr(),
-                            std::ptr::null_mut(),
-                        )
-                    };
-                    driver.check("cuLaunchKernel", status).unwrap();
-                }
-                // SAFETY: the backend's live stream.
-                driver
-                    .check("cuStreamSynchronize", unsafe {
-                        (driver.stream_synchronize)(stream)
-                    })
-                    .unwrap();
-            }
-            start.elapsed()
-        })
-    });
-    group.finish();
+    let raw_sync = || {
+        // SAFETY: the backend's live stream.
+        driver
+            .check("cuStreamSynchronize", unsafe {
+                (driver.stream_synchronize)(stream)
+            })
+            .unwrap();
+    };
+    let mut raw_launch = || {
+        // SAFETY: `params` points at the four slots (out and input device
+        // pointers of 16 and 32 bytes, tokens = 1, d = 4), which outlive
+        // the launches; the geometry is the manifest's for that size; the
+        // stream is the backend's, alive while `cuda` is.
+        let status = unsafe {
+            (driver.launch_kernel)(
+                raw.function,
+                grid[0],
+                grid[1],
+                grid[2],
+                block[0],
+                block[1],
+                block[2],
+                0,
+                stream,
+                params.as_mut_ptr(),
+                std::ptr::null_mut(),
+            )
+        };
+        driver.check("cuLaunchKernel", status).unwrap();
+    };
+    let mut trait_launch = || op.launch(&args).unwrap();
+    let trait_sync = || device.synchronize().unwrap();
+    // The raw side calls the driver on this thread's current context, which
+    // the first trait call made the backend's.
+    trait_launch();
+    trait_sync();
+
+    // `launch`: launches then one sync, timed together (the measure).
+    // `enqueue`: only the time to enqueue ENQUEUED launches, the sync after
+    // each batch untimed, so GPU execution cannot hide host-side cost.
+    for (group_name, per_iteration, timed_sync) in
+        [("launch", LAUNCHES, true), ("enqueue", ENQUEUED, false)]
+    {
+        let mut group = c.benchmark_group(group_name);
+        group.warm_up_time(Duration::from_secs(1));
+        group.measurement_time(Duration::from_secs(3));
+        group.sample_size(10);
+        group.sampling_mode(SamplingMode::Flat);
+        group.throughput(Throughput::Elements(per_iteration));
+        group.bench_function("trait", |b| {
+            b.iter_custom(|iters| {
+                timed(
+                    iters,
+                    per_iteration,
+                    timed_sync,
+                    &mut trait_launch,
+                    &trait_sync,
+                )
+            })
+        });
+        group.bench_function("raw_cu_launch_kernel", |b| {
+            b.iter_custom(|iters| {
+                timed(iters, per_iteration, timed_sync, &mut raw_launch, &raw_sync)
+            })
+        });
+        group.finish();
+    }
     let got = device.download(&tiny.out, 0, 16).unwrap();
     assert_eq!(got, [0u8; 16], "silu(0) * 0 is 0");
+}
+
+/// `iters` rounds of `per_iteration` launches, each round ended by `sync`;
+/// the time of the launches alone, or with the syncs when `timed_sync`.
+fn timed(
+    iters: u64,
+    per_iteration: u64,
+    timed_sync: bool,
+    launch: &mut dyn FnMut(),
+    sync: &dyn Fn(),
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let start = Instant::now();
+        for _ in 0..per_iteration {
+            launch();
+        }
+        if timed_sync {
+            sync();
+            total += start.elapsed();
+        } else {
+            total += start.elapsed();
+            sync();
+        }
+    }
+    total
 }
 
 /// A kernel planned for the GPU and its chosen artifacts verified, ready
