@@ -247,6 +247,8 @@ def print_benches(estimates):
     print("launch overhead (tiny silu_and_mul, 1 x 4 f32; criterion median per launch):")
     pairs = [
         ("cuda", "launch/trait", "launch/raw_cu_launch_kernel", "raw cuLaunchKernel", 1.1),
+        # Enqueue time alone (sync untimed): host cost the GPU cannot hide.
+        ("cuda", "enqueue/trait", "enqueue/raw_cu_launch_kernel", "raw cuLaunchKernel, enqueue only", 1.1),
         ("wgpu", "launch/trait", "launch/raw_wgpu", "raw wgpu dispatch", 1.2),
     ]
     for home, ours, raw, raw_name, target in pairs:
