@@ -38,4 +38,5 @@ pub use error::{HipError, LibraryError, codes};
 pub use probe::{HipDeviceInfo, HipPlatform, ProbeError, probe, probe_with};
 pub use properties::{DeviceProperties, PropertiesLayout};
 pub use result::Hip;
+pub use sys::KERNELHUB_HIP_LIBRARY;
 pub use version::{HipVersion, VersionError};

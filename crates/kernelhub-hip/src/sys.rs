@@ -298,14 +298,21 @@ impl HipLib {
     }
 }
 
-/// The process-wide HIP runtime, opened on first use from
-/// [`LIBRARY_CANDIDATES`]. A failure is remembered: the library is looked
-/// for once per process.
+/// The environment variable naming the HIP runtime library to open instead
+/// of [`LIBRARY_CANDIDATES`] (a ROCm installed outside the loader's path).
+pub const KERNELHUB_HIP_LIBRARY: &str = "KERNELHUB_HIP_LIBRARY";
+
+/// The process-wide HIP runtime, opened on first use from the path in
+/// [`KERNELHUB_HIP_LIBRARY`], else from [`LIBRARY_CANDIDATES`]. A failure
+/// is remembered: the library is looked for once per process.
 pub fn lib() -> Result<&'static HipLib, LibraryError> {
     static LIB: OnceLock<Result<HipLib, LibraryError>> = OnceLock::new();
-    LIB.get_or_init(HipLib::open_default)
-        .as_ref()
-        .map_err(Clone::clone)
+    LIB.get_or_init(|| match std::env::var(KERNELHUB_HIP_LIBRARY) {
+        Ok(path) if !path.is_empty() => HipLib::open(&path),
+        _ => HipLib::open_default(),
+    })
+    .as_ref()
+    .map_err(Clone::clone)
 }
 
 /// Whether the HIP runtime can be opened (and has every required symbol).

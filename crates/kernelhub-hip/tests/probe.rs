@@ -149,3 +149,15 @@ fn a_library_without_the_hip_symbols_is_an_error_naming_the_symbol() {
         "{error}"
     );
 }
+
+/// `open` on a machine whose HIP runtime sees no GPU names the ordinal and
+/// the count instead of failing in a call it never made.
+#[test]
+fn opening_a_gpu_that_is_not_there_says_so() {
+    let Some(_) = runtime_or_skip() else { return };
+    let error = match kernelhub_hip::open(0) {
+        Ok(_) => return, // a machine with an AMD GPU: nothing to check here
+        Err(error) => error.to_string(),
+    };
+    assert_eq!(error, "there is no AMD GPU #0; HIP sees 0");
+}
