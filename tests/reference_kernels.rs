@@ -62,6 +62,16 @@ fn activation_with(
 
 fn no_file_change(_: &Path) {}
 
+/// The line of the first occurrence of `text` in the activation manifest, so
+/// the expected lines follow the manifest's comments as they change.
+fn line_of(text: &str) -> usize {
+    let manifest = std::fs::read_to_string(kernels_dir().join("activation/kernel.toml")).unwrap();
+    let at = manifest
+        .find(text)
+        .unwrap_or_else(|| panic!("`{text}` is in the manifest"));
+    manifest[..at].lines().count() + 1
+}
+
 #[test]
 fn ptx_target_not_declared() {
     let found = activation_with(
@@ -69,7 +79,10 @@ fn ptx_target_not_declared() {
         "targets = [\"sm_86\"]",
         no_file_change,
     );
-    assert!(found.contains(&("target-mismatch", 58)), "{found:?}");
+    assert!(
+        found.contains(&("target-mismatch", line_of("targets = [\"sm_80\"]"))),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -79,7 +92,10 @@ fn ptx_declared_for_an_older_gpu_than_it_targets() {
         "targets = [\"sm_80\", \"sm_75\"]",
         no_file_change,
     );
-    assert!(found.contains(&("target-mismatch", 58)), "{found:?}");
+    assert!(
+        found.contains(&("target-mismatch", line_of("targets = [\"sm_80\"]"))),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -89,13 +105,22 @@ fn ptx_needs_a_newer_driver_than_declared() {
         "min_driver = \"10.2\"",
         no_file_change,
     );
-    assert!(found.contains(&("driver-mismatch", 59)), "{found:?}");
+    assert!(
+        found.contains(&("driver-mismatch", line_of("min_driver = \"11.0\""))),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn ptx_without_min_driver_warns() {
     let found = activation_with("min_driver = \"11.0\"", "", no_file_change);
-    assert!(found.contains(&("missing-min-driver", 60)), "{found:?}");
+    assert!(
+        found.contains(&(
+            "missing-min-driver",
+            line_of("path = \"build/cuda/activation_sm80.ptx\"")
+        )),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -105,7 +130,10 @@ fn symbol_missing_from_ptx() {
         "symbol = \"silu_f32\"",
         no_file_change,
     );
-    assert!(found.contains(&("missing-symbol", 67)), "{found:?}");
+    assert!(
+        found.contains(&("missing-symbol", line_of("symbol = \"silu_and_mul_f32\""))),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -126,13 +154,28 @@ fn symbol_missing_from_hsaco() {
 #[test]
 fn random_bytes_as_ptx() {
     let found = activation_with("targets = [\"sm_80\"]", "targets = [\"sm_80\"]", |dir| {
-        let noise: Vec<u8> = (0..19_598u32)
+        let ptx = dir.join("build/cuda/activation_sm80.ptx");
+        // As long as the real file, so only the hash and the content differ.
+        let len = std::fs::metadata(&ptx).unwrap().len() as u32;
+        let noise: Vec<u8> = (0..len)
             .map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8)
             .collect();
-        std::fs::write(dir.join("build/cuda/activation_sm80.ptx"), noise).unwrap();
+        std::fs::write(&ptx, noise).unwrap();
     });
-    assert!(found.contains(&("invalid-ptx", 60)), "{found:?}");
-    assert!(found.contains(&("hash-mismatch", 62)), "{found:?}");
+    assert!(
+        found.contains(&(
+            "invalid-ptx",
+            line_of("path = \"build/cuda/activation_sm80.ptx\"")
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(
+            "hash-mismatch",
+            line_of("path = \"build/cuda/activation_sm80.ptx\"") + 2
+        )),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -142,8 +185,20 @@ fn truncated_hsaco() {
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() / 3]).unwrap();
     });
-    assert!(found.contains(&("invalid-elf", 132)), "{found:?}");
-    assert!(found.contains(&("size-mismatch", 133)), "{found:?}");
+    assert!(
+        found.contains(&(
+            "invalid-elf",
+            line_of("path = \"build/rocm/activation_gfx90a.hsaco\"")
+        )),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&(
+            "size-mismatch",
+            line_of("path = \"build/rocm/activation_gfx90a.hsaco\"") + 1
+        )),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -153,7 +208,10 @@ fn hsaco_declared_for_another_gpu() {
         "targets = [\"gfx1100\"]",
         no_file_change,
     );
-    assert!(found.contains(&("target-mismatch", 131)), "{found:?}");
+    assert!(
+        found.contains(&("target-mismatch", line_of("targets = [\"gfx90a\"]"))),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -163,7 +221,10 @@ fn hsaco_declared_as_a_cubin() {
         "backend = \"cuda\"\nformat = \"cubin\"\ntargets = [\"sm_90\"]",
         no_file_change,
     );
-    assert!(found.contains(&("wrong-machine", 130)), "{found:?}");
+    assert!(
+        found.contains(&("wrong-machine", line_of("targets = [\"gfx90a\"]") - 1)),
+        "{found:?}"
+    );
 }
 
 #[test]
