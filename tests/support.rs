@@ -8,8 +8,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+#[path = "support/c_library.rs"]
+pub mod c_library;
 #[path = "support/fake_cuda.rs"]
 pub mod fake_cuda;
+#[path = "support/fake_hip.rs"]
+pub mod fake_hip;
 #[path = "support/faults.rs"]
 pub mod faults;
 #[path = "support/hf_layout.rs"]

@@ -22,26 +22,7 @@ pub fn library(dir: &Path) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            std::fs::create_dir_all(dir).expect("create the output directory");
-            let path = dir.join("libfakecuda.so");
-            let partial = dir.join(format!("libfakecuda.so.{}.tmp", std::process::id()));
-            let output = Command::new("cc")
-                .args([
-                    "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-pthread", "-o",
-                ])
-                .arg(&partial)
-                .arg(source())
-                .output()
-                .expect("run `cc` (a C compiler is needed to build the fake CUDA driver)");
-            assert!(
-                output.status.success(),
-                "`cc` failed to build {}:\n{}{}",
-                source().display(),
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-            std::fs::rename(&partial, &path).expect("move the library into place");
-            path
+            crate::c_library::compile(&source(), dir, "libfakecuda.so", "the fake CUDA driver")
         })
         .clone()
 }

@@ -1,0 +1,777 @@
+//! The ROCm backend against a test double of the HIP runtime
+//! (`tests/fake-hip/fake_hip.c`), because CI has no AMD GPU: its real
+//! `libamdhip64` (HIP 5.2) sees no device, so the backend's device path
+//! (properties, streams, memory, code objects, launches) never runs there.
+//! Here it does: `kernelhub doctor` lists the fake GPU under both
+//! `hipDeviceProp_t` layouts; the hsaco for the GPU's processor is picked
+//! and loaded; a launch reaches `hipModuleLaunchKernel` with the argument
+//! block the code object's metadata declares (read back by the fake); a
+//! code object the runtime refuses ends in a WGSL fallback with the reason;
+//! and with two GPUs every call runs on its GPU and leaves the thread on
+//! the device it had.
+//!
+//! Every process here opens the fake (`KERNELHUB_HIP_LIBRARY`) and no CUDA
+//! driver (`KERNELHUB_CUDA_LIBRARY` names a file that does not exist). The
+//! runtime is opened once per process, so each setting of the fake gets its
+//! own process: the `kernelhub` binary, or this test binary re-run for one
+//! test ([`in_child`]) for library-level checks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use kernelhub::{Arg, Backend, Device, Dtype, Hub, KernelSource, LoadedKernel};
+use kernelhub_hip::sys::HipLib;
+use kernelhub_tests::fake_hip;
+
+/// Set (to the test's name) in a re-run of this binary for one test.
+const CHILD: &str = "KERNELHUB_TESTS_FAKE_HIP_CHILD";
+/// The fake's settings; cleared from every child's environment first.
+const SETTINGS: &[&str] = &[
+    "FAKE_HIP_DEVICES",
+    "FAKE_HIP_ARCH",
+    "FAKE_HIP_RUNTIME",
+    "FAKE_HIP_LAUNCH_LOG",
+    "FAKE_HIP_CALL_LOG",
+];
+/// What `kernelhub doctor` calls the fake GPU with its default settings.
+const DEFAULT_GPU: &str =
+    "rocm: kernelhub fake AMD GPU (gfx90a:sramecc+:xnack-, 1024 MiB, HIP 5.2)";
+/// The activation ops, as `kernelhub doctor` lists them (sorted).
+const ACTIVATION_OPS: [&str; 3] = ["gelu_and_mul", "gelu_tanh_and_mul", "silu_and_mul"];
+
+fn target_tmp() -> &'static Path {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+}
+
+fn fake_library() -> PathBuf {
+    fake_hip::library(target_tmp())
+}
+
+/// The fake runtime and `settings` in `command`'s environment, no CUDA
+/// driver and nothing of this machine's backend choice.
+fn with_fake(command: &mut Command, settings: &[(&str, &str)]) {
+    command
+        .env("KERNELHUB_HIP_LIBRARY", fake_library())
+        .env(
+            "KERNELHUB_CUDA_LIBRARY",
+            target_tmp().join("no-such-dir/libcuda.so.1"),
+        )
+        .env_remove("KERNELHUB_BACKEND")
+        .env_remove("WGPU_ADAPTER_NAME");
+    for name in SETTINGS {
+        command.env_remove(name);
+    }
+    for (name, value) in settings {
+        command.env(name, value);
+    }
+}
+
+/// `kernelhub args...` in `project` on the fake runtime with `settings`.
+fn kernelhub(project: &Path, args: &[&str], settings: &[(&str, &str)]) -> Output {
+    let binary = fake_hip::kernelhub_binary();
+    let cache = project.join(".cache");
+    let mut command = kernelhub_tests::isolated_command(
+        binary.to_str().expect("a UTF-8 path"),
+        project,
+        &cache,
+        args,
+    );
+    with_fake(&mut command, settings);
+    command.output().expect("kernelhub runs")
+}
+
+/// `kernelhub doctor [args]`'s standard output; it must succeed.
+fn doctor(project: &Path, args: &[&str], settings: &[(&str, &str)]) -> String {
+    let mut all = vec!["doctor"];
+    all.extend_from_slice(args);
+    let output = kernelhub(project, &all, settings);
+    let stdout = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        text(&output.stderr)
+    );
+    stdout
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Whether this process is the re-run of this binary for test `name`
+/// (see [`run_child`]); there the fake runtime must be the one configured.
+fn is_child(name: &str) -> bool {
+    if std::env::var(CHILD).is_ok_and(|v| v == name) {
+        let library = std::env::var("KERNELHUB_HIP_LIBRARY").unwrap_or_default();
+        assert!(
+            library.ends_with("libfakehip.so"),
+            "the fake runtime, never a real one: `{library}`"
+        );
+        return true;
+    }
+    false
+}
+
+/// Re-runs this binary for test `name` alone, with the fake runtime and
+/// `settings` in its environment, and asserts that it ran and passed.
+fn run_child(name: &str, settings: &[(&str, &str)]) {
+    let mut command = Command::new(std::env::current_exe().expect("this test binary"));
+    command
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(CHILD, name);
+    with_fake(&mut command, settings);
+    let output = command.output().expect("the test binary re-runs");
+    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "`{name}` in its own process:\n{stdout}\n{stderr}"
+    );
+}
+
+/// In the test process: runs test `name` in its own process (see
+/// [`run_child`]) and returns `false`. In that process: returns `true`, and
+/// the test goes on to its body.
+fn in_child(name: &str, settings: &[(&str, &str)]) -> bool {
+    if is_child(name) {
+        return true;
+    }
+    run_child(name, settings);
+    false
+}
+
+/// The lines of one of the fake's logs so far.
+fn lines(log: &Path) -> Vec<String> {
+    match std::fs::read_to_string(log) {
+        Ok(text) => text.lines().map(str::to_string).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => panic!("read {}: {e}", log.display()),
+    }
+}
+
+/// The path of a log named in the environment (a child's settings).
+fn log_from_env(name: &str) -> PathBuf {
+    PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("{name} is set")))
+}
+
+/// The part of `doctor`'s output about kernel `name`: its line and the
+/// more deeply indented ones under it.
+fn kernel_section<'a>(doctor: &'a str, name: &str) -> &'a str {
+    let start = doctor
+        .find(&format!("\n  {name} 0.1.0\n"))
+        .unwrap_or_else(|| panic!("{name} in:\n{doctor}"))
+        + 1;
+    let rest = &doctor[start..];
+    let mut end = rest.find('\n').map_or(rest.len(), |i| i + 1);
+    for line in rest[end..].split_inclusive('\n') {
+        if !line.starts_with("   ") {
+            break;
+        }
+        end += line.len();
+    }
+    &rest[..end]
+}
+
+/// Every reason the plan of the ROCm device gives for not using artifact
+/// `path`, one a line.
+fn rocm_reasons(loaded: &LoadedKernel, hub: &Hub, path: &str) -> String {
+    let manifest = loaded.kernel().manifest();
+    let plan = loaded
+        .plans()
+        .iter()
+        .find(|p| hub.devices()[p.device].info().backend == Backend::Rocm)
+        .expect("a plan for the ROCm device");
+    let mut reasons = Vec::new();
+    for choice in &plan.choices {
+        for (index, why) in &choice.rejected {
+            if manifest.artifacts[*index].path.get_ref() == path && !reasons.contains(why) {
+                reasons.push(why.clone());
+            }
+        }
+    }
+    reasons.join("\n")
+}
+
+/// Copies the directory `from` to `to`, recursively.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
+    values.into_iter().flat_map(f32::to_le_bytes).collect()
+}
+
+/// (a) The fake is the runtime the backend binds, symbol for symbol: every
+/// required one, both property calls (so the layout is chosen by version),
+/// and not `hipDeviceGetName` (so the name comes from the properties).
+#[test]
+fn the_fake_exports_exactly_the_symbols_the_backend_binds() {
+    let mut wanted: Vec<&str> = HipLib::REQUIRED_SYMBOLS.to_vec();
+    assert!(
+        HipLib::OPTIONAL_SYMBOLS.contains(&"hipDeviceGetName"),
+        "{:?}",
+        HipLib::OPTIONAL_SYMBOLS
+    );
+    for optional in ["hipGetDeviceProperties", "hipGetDevicePropertiesR0600"] {
+        assert!(HipLib::OPTIONAL_SYMBOLS.contains(&optional), "{optional}");
+        wanted.push(optional);
+    }
+    wanted.sort_unstable();
+    let output = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(fake_library())
+        .output()
+        .expect("run nm");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let mut exported: Vec<String> = text(&output.stdout)
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("T"))
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    exported.sort_unstable();
+    assert!(
+        wanted.contains(&"hipModuleLaunchKernel") && wanted.len() > 20,
+        "the whole hip_api! list: {wanted:?}"
+    );
+    assert_eq!(exported, wanted, "tests/fake-hip/fake_hip.c vs sys.rs");
+}
+
+/// (b) `kernelhub doctor` lists the fake GPU (its name from the R0000
+/// properties of a HIP 5 runtime) and loads the gfx90a hsaco for every op
+/// and dtype; each module is unloaded after a device synchronisation, and
+/// with one GPU the current device is never switched.
+#[test]
+fn doctor_lists_the_fake_gpu_and_loads_the_gfx90a_hsaco() {
+    let project = tempfile::tempdir().unwrap();
+    let calls = project.path().join("calls.log");
+    let stdout = doctor(
+        project.path(),
+        &[],
+        &[("FAKE_HIP_CALL_LOG", calls.to_str().unwrap())],
+    );
+    assert!(stdout.contains(&format!("\n  {DEFAULT_GPU}\n")), "{stdout}");
+    assert!(
+        stdout.contains("  cuda: unavailable: no NVIDIA driver library"),
+        "{stdout}"
+    );
+    let activation = kernel_section(&stdout, "activation");
+    assert!(
+        activation.contains("-> kernelhub fake AMD GPU (rocm): runs 9 of 9 op/dtype pairs"),
+        "{activation}"
+    );
+    for op in ACTIVATION_OPS {
+        for dtype in ["f32", "f16", "bf16"] {
+            let line = format!("       {op} {dtype}: `build/rocm/activation_gfx90a.hsaco`\n");
+            assert!(activation.contains(&line), "{line}in:\n{activation}");
+        }
+    }
+    assert!(
+        activation.contains(
+            "not `build/rocm/activation_gfx942.hsaco`: built for `gfx942`, which cannot run on `gfx90a:sramecc+:xnack-`"
+        ),
+        "{activation}"
+    );
+    let calls = lines(&calls);
+    assert!(
+        calls.contains(&"hipGetDeviceProperties 0".to_string())
+            && !calls
+                .iter()
+                .any(|c| c.starts_with("hipGetDevicePropertiesR0600")),
+        "HIP 5: the R0000 layout: {calls:?}"
+    );
+    let loads = calls
+        .iter()
+        .filter(|c| c.starts_with("hipModuleLoadData"))
+        .count();
+    let unloads: Vec<usize> = (0..calls.len())
+        .filter(|i| calls[*i].starts_with("hipModuleUnload"))
+        .collect();
+    assert!(loads >= 4 && unloads.len() == loads, "{calls:?}");
+    for i in unloads {
+        assert_eq!(
+            calls[i - 1],
+            "hipDeviceSynchronize device=0",
+            "pending work is waited for before an unload: {calls:?}"
+        );
+    }
+    assert!(
+        !calls.iter().any(|c| c.starts_with("hipSetDevice")),
+        "the thread is on the only GPU already: {calls:?}"
+    );
+}
+
+/// No GPU: HIP 5.2 fails `hipInit` and answers `hipErrorNoDevice` with a
+/// count of 0; that is a platform without devices, not an error.
+#[test]
+fn a_runtime_without_a_gpu_is_a_platform_without_devices() {
+    let project = tempfile::tempdir().unwrap();
+    let stdout = doctor(project.path(), &[], &[("FAKE_HIP_DEVICES", "0")]);
+    assert!(!stdout.contains("kernelhub fake AMD GPU"), "{stdout}");
+    let rocm = stdout
+        .lines()
+        .find(|l| l.starts_with("  rocm: "))
+        .unwrap_or_else(|| panic!("a rocm line in:\n{stdout}"));
+    assert!(rocm.contains("unavailable"), "{rocm}");
+    let activation = kernel_section(&stdout, "activation");
+    assert!(
+        activation.contains("(wgpu): runs 6 of 9"),
+        "the WGSL fallback runs it:\n{activation}"
+    );
+}
+
+/// (c) A HIP 6 runtime: the R0600 layout (`hipGetDevicePropertiesR0600`,
+/// `gcnArchName` at byte 1160) is asked for and read right.
+#[test]
+fn hip_6_reads_the_r0600_properties() {
+    let project = tempfile::tempdir().unwrap();
+    let calls = project.path().join("calls.log");
+    let stdout = doctor(
+        project.path(),
+        &[],
+        &[
+            ("FAKE_HIP_RUNTIME", "60032830"),
+            ("FAKE_HIP_ARCH", "gfx942:sramecc+:xnack-"),
+            ("FAKE_HIP_CALL_LOG", calls.to_str().unwrap()),
+        ],
+    );
+    assert!(
+        stdout.contains(
+            "\n  rocm: kernelhub fake AMD GPU (gfx942:sramecc+:xnack-, 1024 MiB, HIP 6.0)\n"
+        ),
+        "{stdout}"
+    );
+    let calls = lines(&calls);
+    assert!(
+        calls.contains(&"hipGetDevicePropertiesR0600 0".to_string())
+            && !calls.contains(&"hipGetDeviceProperties 0".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        kernel_section(&stdout, "activation")
+            .contains("silu_and_mul f32: `build/rocm/activation_gfx942.hsaco`"),
+        "{stdout}"
+    );
+}
+
+/// (e) The hsaco follows the GPU's processor: gfx942 gets the gfx942 code
+/// object; gfx1100, for which there is none, gets the WGSL fallback and the
+/// runtime is never asked to load anything.
+#[test]
+fn the_processor_picks_the_hsaco_or_the_wgsl_fallback() {
+    let project = tempfile::tempdir().unwrap();
+    let stdout = doctor(
+        project.path(),
+        &[],
+        &[("FAKE_HIP_ARCH", "gfx942:sramecc+:xnack-")],
+    );
+    assert!(
+        stdout.contains(
+            "\n  rocm: kernelhub fake AMD GPU (gfx942:sramecc+:xnack-, 1024 MiB, HIP 5.2)\n"
+        ),
+        "{stdout}"
+    );
+    let activation = kernel_section(&stdout, "activation");
+    assert!(
+        activation.contains("-> kernelhub fake AMD GPU (rocm): runs 9 of 9 op/dtype pairs"),
+        "{activation}"
+    );
+    for op in ACTIVATION_OPS {
+        for dtype in ["f32", "f16", "bf16"] {
+            let line = format!("       {op} {dtype}: `build/rocm/activation_gfx942.hsaco`\n");
+            assert!(activation.contains(&line), "{line}in:\n{activation}");
+        }
+    }
+
+    let calls = project.path().join("calls.log");
+    let stdout = doctor(
+        project.path(),
+        &[],
+        &[
+            ("FAKE_HIP_ARCH", "gfx1100"),
+            ("FAKE_HIP_CALL_LOG", calls.to_str().unwrap()),
+        ],
+    );
+    assert!(
+        stdout.contains("\n  rocm: kernelhub fake AMD GPU (gfx1100, 1024 MiB, HIP 5.2)\n"),
+        "{stdout}"
+    );
+    let activation = kernel_section(&stdout, "activation");
+    assert!(
+        activation.contains("kernelhub fake AMD GPU (rocm): runs 0 of 9 op/dtype pairs")
+            && activation
+                .lines()
+                .nth(1)
+                .is_some_and(|l| l.contains("-> ") && l.contains("(wgpu): runs 6 of 9")),
+        "the WGSL fallback runs it:\n{activation}"
+    );
+    assert!(
+        activation.contains(
+            "not `build/rocm/activation_gfx90a.hsaco`: built for `gfx90a`, which cannot run on `gfx1100`"
+        ),
+        "{activation}"
+    );
+    assert!(
+        !lines(&calls)
+            .iter()
+            .any(|c| c.starts_with("hipModuleLoadData")),
+        "nothing was loaded"
+    );
+}
+
+/// kernels/activation with the gfx942 code object in the place of the
+/// gfx90a one, its manifest still saying gfx90a (size and hash updated):
+/// selection picks it for a gfx90a GPU, and only the runtime can refuse it.
+fn gfx90a_hsaco_holding_gfx942_code(project: &Path) -> PathBuf {
+    let dir = project.join("activation");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels/activation"),
+        &dir,
+    );
+    std::fs::copy(
+        dir.join("build/rocm/activation_gfx942.hsaco"),
+        dir.join("build/rocm/activation_gfx90a.hsaco"),
+    )
+    .unwrap();
+    let output = kernelhub(project, &["manifest", "update", dir.to_str().unwrap()], &[]);
+    let stderr = text(&output.stderr);
+    assert!(
+        output.status.success() && stderr.contains("Updated build/rocm/activation_gfx90a.hsaco"),
+        "{stderr}"
+    );
+    let manifest = std::fs::read_to_string(dir.join("kernel.toml")).unwrap();
+    assert!(
+        manifest.contains("targets = [\"gfx90a\"]\npath = \"build/rocm/activation_gfx90a.hsaco\""),
+        "the manifest still says gfx90a:\n{manifest}"
+    );
+    dir
+}
+
+/// (f) The runtime refuses a code object for another processor
+/// (`hipErrorNoBinaryForGpu`); kernelhub plans around it to WGSL, and
+/// `kernelhub doctor DIR` and the library's plan (in a re-run of this test)
+/// say why.
+#[test]
+fn an_hsaco_the_runtime_refuses_falls_back_to_wgsl() {
+    const NAME: &str = "an_hsaco_the_runtime_refuses_falls_back_to_wgsl";
+    const REASON: &str = "the driver refused it: the hsaco holds no code for `rocm:gfx90a:sramecc+:xnack-` (`hipModuleLoadData` failed: hipErrorNoBinaryForGpu (error 209))";
+    if is_child(NAME) {
+        let dir = std::env::var("KERNELHUB_TESTS_KERNEL_DIR").unwrap();
+        let hub = Hub::new().unwrap();
+        let loaded = hub.load(&KernelSource::Dir(dir.into())).unwrap();
+        assert_eq!(loaded.device().info().backend, Backend::Wgpu);
+        let reasons = rocm_reasons(&loaded, &hub, "build/rocm/activation_gfx90a.hsaco");
+        assert_eq!(reasons, REASON);
+        return;
+    }
+    let project = tempfile::tempdir().unwrap();
+    let dir = gfx90a_hsaco_holding_gfx942_code(project.path());
+    let dir_arg = dir.to_str().unwrap();
+    let stdout = doctor(project.path(), &[dir_arg], &[]);
+    assert!(
+        stdout.contains(&format!(
+            "not `build/rocm/activation_gfx90a.hsaco`: {REASON}"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(wgpu): runs 6 of 9") && stdout.contains("(rocm): runs 0 of 9"),
+        "{stdout}"
+    );
+    run_child(NAME, &[("KERNELHUB_TESTS_KERNEL_DIR", dir_arg)]);
+}
+
+/// (d) `Hub::new()` with the fake runtime (and no CUDA driver) prefers the
+/// AMD GPU and loads the embedded gfx90a hsaco there; a launch reaches the
+/// runtime with grid and block from the manifest, on kernelhub's stream.
+#[test]
+fn hub_new_launches_the_hsaco_on_the_fake_gpu() {
+    const NAME: &str = "hub_new_launches_the_hsaco_on_the_fake_gpu";
+    if !is_child(NAME) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("launches.log");
+        run_child(NAME, &[("FAKE_HIP_LAUNCH_LOG", log.to_str().unwrap())]);
+        return;
+    }
+    let log = log_from_env("FAKE_HIP_LAUNCH_LOG");
+    let hub = Hub::new().unwrap();
+    let info = hub.devices()[0].info();
+    assert_eq!(
+        (info.backend, info.name.as_str(), info.kind.as_str()),
+        (
+            Backend::Rocm,
+            "kernelhub fake AMD GPU",
+            "gfx90a:sramecc+:xnack-, 1024 MiB, HIP 5.2"
+        )
+    );
+    let loaded = hub
+        .load(&KernelSource::Embedded("activation".into()))
+        .unwrap();
+    assert_eq!(loaded.device().info().backend, Backend::Rocm);
+    let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
+    assert_eq!(op.artifact(), "build/rocm/activation_gfx90a.hsaco");
+    let device = loaded.device();
+    let out = device.alloc(3 * 5 * 4).unwrap();
+    let input = device
+        .upload(&f32_bytes((0..30).map(|i| i as f32)))
+        .unwrap();
+    op.launch(&[
+        Arg::tensor(&out, Dtype::F32),
+        Arg::tensor(&input, Dtype::F32),
+        3u32.into(),
+        5u32.into(),
+    ])
+    .unwrap();
+    device.synchronize().unwrap();
+    let launches = lines(&log);
+    assert_eq!(launches.len(), 1, "{launches:?}");
+    let prefix = "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0 stream=1 device=0 params=0x";
+    assert!(
+        launches[0].starts_with(prefix) && launches[0].ends_with(",3,5"),
+        "{launches:?}"
+    );
+}
+
+/// (d) The same on a `HipDevice` the test holds, so device addresses can
+/// be compared: tensors pass as their buffer's address plus their offset
+/// and 32-bit scalars in their 4-byte slots, as the code object's metadata
+/// note declares (`global_buffer` of 8 bytes, `by_value` of 4); a refused
+/// launch reaches no runtime call; a grid beyond one block dimension is cut
+/// by `ceil_div(d, 2048)`; an f32 scalar is its bits in a 4-byte slot.
+#[test]
+fn launch_arguments_are_what_the_code_object_declares() {
+    const NAME: &str = "launch_arguments_are_what_the_code_object_declares";
+    if !is_child(NAME) {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("launches.log");
+        run_child(NAME, &[("FAKE_HIP_LAUNCH_LOG", log.to_str().unwrap())]);
+        return;
+    }
+    let log = log_from_env("FAKE_HIP_LAUNCH_LOG");
+    let hip = Arc::new(kernelhub_hip::open(0).unwrap());
+    let hub = Hub::with_devices(vec![hip.clone() as Arc<dyn Device>]);
+    let loaded = hub
+        .load(&KernelSource::Embedded("activation".into()))
+        .unwrap();
+    let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
+    assert_eq!(op.artifact(), "build/rocm/activation_gfx90a.hsaco");
+    let out = hip.alloc(3 * 5 * 4).unwrap();
+    // The input starts 16 bytes into its buffer.
+    let input = hip.upload(&[0u8; 16 + 3 * 10 * 4]).unwrap();
+    let (out_at, input_at) = (
+        hip.device_ptr(&out).unwrap(),
+        hip.device_ptr(&input).unwrap(),
+    );
+    op.launch(&[
+        Arg::tensor(&out, Dtype::F32),
+        Arg::tensor_at(&input, 16, Dtype::F32),
+        3u32.into(),
+        5u32.into(),
+    ])
+    .unwrap();
+    assert_eq!(
+        lines(&log),
+        [format!(
+            "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0 stream=1 device=0 params={out_at:#x},{:#x},3,5",
+            input_at + 16
+        )]
+    );
+
+    // Misaligned for f32: refused before any runtime call.
+    let error = op
+        .launch(&[
+            Arg::tensor(&out, Dtype::F32),
+            Arg::tensor_at(&input, 2, Dtype::F32),
+            3u32.into(),
+            5u32.into(),
+        ])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("parameter `input` starts at device address 0x")
+            && error.contains("(byte 2 of its buffer), not a multiple of its 4-byte elements"),
+        "{error}"
+    );
+    assert_eq!(
+        lines(&log).len(),
+        1,
+        "the misaligned launch must not reach HIP"
+    );
+
+    // d = 4097 f32 columns: two blocks along y.
+    let (tokens, d) = (2u32, 4097u32);
+    let wide_out = hip.alloc(u64::from(tokens * d) * 4).unwrap();
+    let wide_in = hip.alloc(u64::from(tokens * d) * 8).unwrap();
+    let op = loaded.op("gelu_and_mul", Dtype::F32).unwrap();
+    op.launch(&[
+        Arg::tensor(&wide_out, Dtype::F32),
+        Arg::tensor(&wide_in, Dtype::F32),
+        tokens.into(),
+        d.into(),
+    ])
+    .unwrap();
+    assert_eq!(
+        lines(&log)[1],
+        format!(
+            "gelu_and_mul_f32 grid=2,3,1 block=256,1,1 shared=0 stream=1 device=0 params={:#x},{:#x},2,4097",
+            hip.device_ptr(&wide_out).unwrap(),
+            hip.device_ptr(&wide_in).unwrap(),
+        )
+    );
+
+    // An f32 scalar: rms_norm's eps, between the tensors and the sizes, in
+    // a 4-byte `by_value` slot (the fake prints its bits as an integer).
+    let loaded = hub.load(&KernelSource::Embedded("rmsnorm".into())).unwrap();
+    let op = loaded.op("rms_norm", Dtype::F32).unwrap();
+    assert_eq!(op.artifact(), "build/rocm/rmsnorm_gfx90a.hsaco");
+    let x = hip.alloc(2 * 8 * 4).unwrap();
+    let y = hip.alloc(2 * 8 * 4).unwrap();
+    let weight = hip.alloc(8 * 4).unwrap();
+    op.launch(&[
+        Arg::tensor(&y, Dtype::F32),
+        Arg::tensor(&x, Dtype::F32),
+        Arg::tensor(&weight, Dtype::F32),
+        1.5e-5f32.into(),
+        2u32.into(),
+        8u32.into(),
+    ])
+    .unwrap();
+    assert_eq!(
+        lines(&log)[2],
+        format!(
+            "rms_norm_f32 grid=2,1,1 block=256,1,1 shared=0 stream=1 device=0 params={:#x},{:#x},{:#x},{},2,8",
+            hip.device_ptr(&y).unwrap(),
+            hip.device_ptr(&x).unwrap(),
+            hip.device_ptr(&weight).unwrap(),
+            1.5e-5f32.to_bits()
+        )
+    );
+}
+
+/// (d) Memory goes through the runtime's copies: bytes come back as
+/// uploaded, from any offset and on any thread, and a new buffer reads as
+/// zeros (the fake fills fresh allocations with 0xa5, so the zeros are the
+/// backend's memset).
+#[test]
+fn memory_round_trips_through_the_runtime() {
+    if !in_child("memory_round_trips_through_the_runtime", &[]) {
+        return;
+    }
+    let hip = kernelhub_hip::open(0).unwrap();
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let buffer = hip.upload(&bytes).unwrap();
+    assert_eq!(hip.download(&buffer, 0, 1000).unwrap(), bytes);
+    assert_eq!(hip.download(&buffer, 10, 20).unwrap(), &bytes[10..30]);
+    assert!(hip.download(&buffer, 990, 20).is_err(), "past the end");
+    let copied = std::thread::scope(|s| s.spawn(|| hip.download(&buffer, 0, 1000)).join());
+    assert_eq!(copied.unwrap().unwrap(), bytes);
+    let zeros = hip.alloc(4096).unwrap();
+    assert_eq!(hip.download(&zeros, 0, 4096).unwrap(), vec![0u8; 4096]);
+    let empty = hip.upload(&[]).unwrap();
+    assert_eq!(hip.download(&empty, 0, 0).unwrap(), Vec::<u8>::new());
+    // Freed through hipFree (the fake refuses unknown addresses).
+    drop((buffer, zeros, empty));
+    hip.synchronize().unwrap();
+}
+
+/// (g) Two GPUs: every call on GPU 1 runs with GPU 1 current — its stream,
+/// its module (the fake, like HIP, ties both to the device current when
+/// they were made and refuses them elsewhere), its launch — and the thread
+/// gets device 0 back after each, on the calling thread or another. GPU 0
+/// work on a thread already on GPU 0 switches nothing.
+#[test]
+fn each_call_runs_on_its_gpu_and_restores_the_thread_device() {
+    const NAME: &str = "each_call_runs_on_its_gpu_and_restores_the_thread_device";
+    if !is_child(NAME) {
+        let dir = tempfile::tempdir().unwrap();
+        let launches = dir.path().join("launches.log");
+        let calls = dir.path().join("calls.log");
+        run_child(
+            NAME,
+            &[
+                ("FAKE_HIP_DEVICES", "2"),
+                ("FAKE_HIP_LAUNCH_LOG", launches.to_str().unwrap()),
+                ("FAKE_HIP_CALL_LOG", calls.to_str().unwrap()),
+            ],
+        );
+        return;
+    }
+    let (launches, calls) = (
+        log_from_env("FAKE_HIP_LAUNCH_LOG"),
+        log_from_env("FAKE_HIP_CALL_LOG"),
+    );
+    let gpu0 = Arc::new(kernelhub_hip::open(0).unwrap());
+    let gpu1 = Arc::new(kernelhub_hip::open(1).unwrap());
+    let hub = Hub::with_devices(vec![gpu1.clone() as Arc<dyn Device>]);
+    let loaded = hub
+        .load(&KernelSource::Embedded("activation".into()))
+        .unwrap();
+    let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
+    let out = gpu1.alloc(3 * 5 * 4).unwrap();
+    let input = gpu1.upload(&f32_bytes((0..30).map(|i| i as f32))).unwrap();
+    let launch = || {
+        op.launch(&[
+            Arg::tensor(&out, Dtype::F32),
+            Arg::tensor(&input, Dtype::F32),
+            3u32.into(),
+            5u32.into(),
+        ])
+    };
+    launch().unwrap();
+    std::thread::scope(|s| s.spawn(launch).join())
+        .unwrap()
+        .unwrap();
+    let logged = lines(&launches);
+    assert_eq!(logged.len(), 2, "{logged:?}");
+    for line in &logged {
+        assert!(line.contains(" stream=1 device=1 params="), "{logged:?}");
+    }
+    // Every switch to GPU 1 is followed by a switch back to 0.
+    let switches: Vec<String> = lines(&calls)
+        .into_iter()
+        .filter(|c| c.starts_with("hipSetDevice"))
+        .collect();
+    assert!(!switches.is_empty());
+    for pair in switches.chunks(2) {
+        assert_eq!(pair, ["hipSetDevice 1", "hipSetDevice 0"], "{switches:?}");
+    }
+    assert!(
+        lines(&calls).contains(&"hipModuleLoadData device=1".to_string()),
+        "{:?}",
+        lines(&calls)
+    );
+    // Back on GPU 0, this thread needs no switch at all.
+    let before = lines(&calls).len();
+    let buffer = gpu0.upload(&[1, 2, 3]).unwrap();
+    assert_eq!(gpu0.download(&buffer, 0, 3).unwrap(), [1, 2, 3]);
+    let after = lines(&calls);
+    assert!(
+        after[before..]
+            .iter()
+            .all(|c| !c.starts_with("hipSetDevice")),
+        "{:?}",
+        &after[before..]
+    );
+    // The module is unloaded on GPU 1 when the kernel goes.
+    drop(op);
+    drop(loaded);
+    drop(hub);
+    let calls = lines(&calls);
+    assert!(
+        calls.ends_with(&[
+            "hipSetDevice 1".to_string(),
+            "hipDeviceSynchronize device=1".to_string(),
+            "hipModuleUnload device=1".to_string(),
+            "hipSetDevice 0".to_string(),
+        ]),
+        "{calls:?}"
+    );
+}
