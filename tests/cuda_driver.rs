@@ -8,151 +8,37 @@
 //! JIT, a cubin for another SM) end in a WGSL fallback with the reason.
 //!
 //! Every process here opens the fake (`KERNELHUB_CUDA_LIBRARY`), never a
-//! real driver. The driver is opened once per process, so each setting of
-//! the fake gets its own process: the `kernelhub` binary, or this test
-//! binary re-run for one test ([`in_child`]) for library-level checks.
+//! real driver, and no HIP runtime (`KERNELHUB_HIP_LIBRARY` names a file
+//! that does not exist). The driver is opened once per process, so each
+//! setting of the fake gets its own process: the `kernelhub` binary, or
+//! this test binary re-run for one test ([`FakeDriver::in_child`]) for
+//! library-level checks.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
-use kernelhub::{Arg, Backend, Device, Dtype, Hub, KernelSource, LoadedKernel};
+use kernelhub::{Arg, Backend, Device, Dtype, Hub, KernelSource};
 use kernelhub_tests::fake_cuda;
 
-/// Set (to the test's name) in a re-run of this binary for one test.
-const CHILD: &str = "KERNELHUB_TESTS_FAKE_CUDA_CHILD";
-/// The fake's settings; cleared from every child's environment first.
-const SETTINGS: &[&str] = &[
-    "FAKE_CUDA_DEVICES",
-    "FAKE_CUDA_SM",
-    "FAKE_CUDA_DRIVER",
-    "FAKE_CUDA_LAUNCH_LOG",
-];
+#[path = "support/fake_driver.rs"]
+mod fake_driver;
+use fake_driver::{FakeDriver, copy_dir, f32_bytes, lines, reasons, text};
 
-fn fake_library() -> PathBuf {
-    fake_cuda::library(Path::new(env!("CARGO_TARGET_TMPDIR")))
-}
-
-/// The fake driver and `settings` in `command`'s environment, nothing of
-/// this machine's backend choice.
-fn with_fake(command: &mut Command, settings: &[(&str, &str)]) {
-    command
-        .env("KERNELHUB_CUDA_LIBRARY", fake_library())
-        .env_remove("KERNELHUB_BACKEND")
-        .env_remove("WGPU_ADAPTER_NAME");
-    for name in SETTINGS {
-        command.env_remove(name);
-    }
-    for (name, value) in settings {
-        command.env(name, value);
-    }
-}
-
-/// `kernelhub args...` in `project` on the fake driver with `settings`.
-fn kernelhub(project: &Path, args: &[&str], settings: &[(&str, &str)]) -> Output {
-    let binary = fake_cuda::kernelhub_binary();
-    let cache = project.join(".cache");
-    let mut command = kernelhub_tests::isolated_command(
-        binary.to_str().expect("a UTF-8 path"),
-        project,
-        &cache,
-        args,
-    );
-    with_fake(&mut command, settings);
-    command.output().expect("kernelhub runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Whether this process is the re-run of this binary for test `name`
-/// (see [`run_child`]); there the fake driver must be the one configured.
-fn is_child(name: &str) -> bool {
-    if std::env::var(CHILD).is_ok_and(|v| v == name) {
-        let library = std::env::var("KERNELHUB_CUDA_LIBRARY").unwrap_or_default();
-        assert!(
-            library.ends_with("libfakecuda.so"),
-            "the fake driver, never a real one: `{library}`"
-        );
-        return true;
-    }
-    false
-}
-
-/// Re-runs this binary for test `name` alone, with the fake driver and
-/// `settings` in its environment, and asserts that it ran and passed.
-fn run_child(name: &str, settings: &[(&str, &str)]) {
-    let mut command = Command::new(std::env::current_exe().expect("this test binary"));
-    command
-        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CHILD, name);
-    with_fake(&mut command, settings);
-    let output = command.output().expect("the test binary re-runs");
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "`{name}` in its own process:\n{stdout}\n{stderr}"
-    );
-}
-
-/// In the test process: runs test `name` in its own process (see
-/// [`run_child`]) and returns `false`. In that process: returns `true`, and
-/// the test goes on to its body.
-fn in_child(name: &str, settings: &[(&str, &str)]) -> bool {
-    if is_child(name) {
-        return true;
-    }
-    run_child(name, settings);
-    false
-}
-
-/// The lines of the fake's launch log so far.
-fn launches(log: &Path) -> Vec<String> {
-    match std::fs::read_to_string(log) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => panic!("read {}: {e}", log.display()),
-    }
-}
-
-/// Every reason the plan of the CUDA device gives for not using artifact
-/// `path`, one a line.
-fn cuda_reasons(loaded: &LoadedKernel, hub: &Hub, path: &str) -> String {
-    let manifest = loaded.kernel().manifest();
-    let plan = loaded
-        .plans()
-        .iter()
-        .find(|p| hub.devices()[p.device].info().backend == Backend::Cuda)
-        .expect("a plan for the CUDA device");
-    let mut reasons = Vec::new();
-    for choice in &plan.choices {
-        for (index, why) in &choice.rejected {
-            if manifest.artifacts[*index].path.get_ref() == path && !reasons.contains(why) {
-                reasons.push(why.clone());
-            }
-        }
-    }
-    reasons.join("\n")
-}
-
-/// Copies the directory `from` to `to`, recursively.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
-    values.into_iter().flat_map(f32::to_le_bytes).collect()
-}
+/// The fake NVIDIA driver, and no HIP runtime.
+const FAKE: FakeDriver = FakeDriver {
+    library: fake_cuda::library,
+    file_name: "libfakecuda.so",
+    library_var: "KERNELHUB_CUDA_LIBRARY",
+    other_library: ("KERNELHUB_HIP_LIBRARY", "libamdhip64.so"),
+    settings: &[
+        "FAKE_CUDA_DEVICES",
+        "FAKE_CUDA_SM",
+        "FAKE_CUDA_DRIVER",
+        "FAKE_CUDA_LAUNCH_LOG",
+    ],
+    child_var: "KERNELHUB_TESTS_FAKE_CUDA_CHILD",
+    what: "driver",
+};
 
 #[test]
 fn the_fake_exports_exactly_the_symbols_the_backend_binds() {
@@ -168,18 +54,7 @@ fn the_fake_exports_exactly_the_symbols_the_backend_binds() {
         .take_while(|s| s.starts_with("cu"))
         .collect();
     wanted.sort_unstable();
-    let output = Command::new("nm")
-        .args(["-D", "--defined-only"])
-        .arg(fake_library())
-        .output()
-        .expect("run nm");
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let mut exported: Vec<String> = text(&output.stdout)
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some("T"))
-        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
-        .collect();
-    exported.sort_unstable();
+    let exported = FAKE.exported_symbols();
     assert!(
         wanted.contains(&"cuInit") && wanted.contains(&"cuGetErrorString"),
         "the whole driver_api! list: {wanted:?}"
@@ -190,7 +65,7 @@ fn the_fake_exports_exactly_the_symbols_the_backend_binds() {
 #[test]
 fn doctor_lists_the_fake_gpu_and_loads_the_ptx_on_it() {
     let project = tempfile::tempdir().unwrap();
-    let output = kernelhub(project.path(), &["doctor"], &[]);
+    let output = FAKE.kernelhub(project.path(), &["doctor"], &[]);
     let stdout = text(&output.stdout);
     assert!(
         output.status.success(),
@@ -212,7 +87,7 @@ fn doctor_lists_the_fake_gpu_and_loads_the_ptx_on_it() {
 #[test]
 fn a_driver_without_a_gpu_is_a_platform_without_devices() {
     let project = tempfile::tempdir().unwrap();
-    let output = kernelhub(project.path(), &["doctor"], &[("FAKE_CUDA_DEVICES", "0")]);
+    let output = FAKE.kernelhub(project.path(), &["doctor"], &[("FAKE_CUDA_DEVICES", "0")]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}");
     // cuInit answers CUDA_ERROR_NO_DEVICE and leaves the driver
@@ -220,7 +95,7 @@ fn a_driver_without_a_gpu_is_a_platform_without_devices() {
     // (CUDA_ERROR_NOT_INITIALIZED).
     let expected = format!(
         "  cuda: unavailable: the driver (`{}`, CUDA 12.4) finds no NVIDIA GPU\n",
-        fake_library().display()
+        FAKE.library().display()
     );
     assert!(stdout.contains(&expected), "{stdout}");
     assert!(
@@ -232,7 +107,7 @@ fn a_driver_without_a_gpu_is_a_platform_without_devices() {
 #[test]
 fn a_driver_older_than_min_driver_is_planned_around() {
     let project = tempfile::tempdir().unwrap();
-    let output = kernelhub(
+    let output = FAKE.kernelhub(
         project.path(),
         &["doctor"],
         &[("FAKE_CUDA_DRIVER", "10020")],
@@ -264,7 +139,7 @@ fn a_driver_older_than_min_driver_is_planned_around() {
 /// The reason for (c), in the library's plan.
 #[test]
 fn a_driver_older_than_min_driver_says_so_in_the_plan() {
-    if !in_child(
+    if !FAKE.in_child(
         "a_driver_older_than_min_driver_says_so_in_the_plan",
         &[("FAKE_CUDA_DRIVER", "10020")],
     ) {
@@ -275,7 +150,12 @@ fn a_driver_older_than_min_driver_says_so_in_the_plan() {
         .load(&KernelSource::Embedded("activation".into()))
         .unwrap();
     assert_eq!(loaded.device().info().backend, Backend::Wgpu);
-    let reasons = cuda_reasons(&loaded, &hub, "build/cuda/activation_sm80.ptx");
+    let reasons = reasons(
+        &loaded,
+        &hub,
+        Backend::Cuda,
+        "build/cuda/activation_sm80.ptx",
+    );
     assert_eq!(
         reasons,
         "needs a cuda driver of version 11.0 or newer; `kernelhub fake GPU` has 10.2: update the driver"
@@ -306,7 +186,7 @@ fn ptx_too_new_for_the_driver(project: &Path) -> PathBuf {
         .collect();
     assert_eq!(kept.len() + 1, toml.lines().count(), "one min_driver line");
     std::fs::write(&manifest, kept.join("\n") + "\n").unwrap();
-    let output = kernelhub(project, &["manifest", "update", dir.to_str().unwrap()], &[]);
+    let output = FAKE.kernelhub(project, &["manifest", "update", dir.to_str().unwrap()], &[]);
     let stderr = text(&output.stderr);
     assert!(
         output.status.success() && stderr.contains("Updated build/cuda/activation_sm80.ptx"),
@@ -321,12 +201,17 @@ fn ptx_too_new_for_the_driver(project: &Path) -> PathBuf {
 #[test]
 fn ptx_newer_than_the_jit_falls_back_to_wgsl() {
     const NAME: &str = "ptx_newer_than_the_jit_falls_back_to_wgsl";
-    if is_child(NAME) {
+    if FAKE.is_child(NAME) {
         let dir = std::env::var("KERNELHUB_TESTS_KERNEL_DIR").unwrap();
         let hub = Hub::new().unwrap();
         let loaded = hub.load(&KernelSource::Dir(dir.into())).unwrap();
         assert_eq!(loaded.device().info().backend, Backend::Wgpu);
-        let reasons = cuda_reasons(&loaded, &hub, "build/cuda/activation_sm80.ptx");
+        let reasons = reasons(
+            &loaded,
+            &hub,
+            Backend::Cuda,
+            "build/cuda/activation_sm80.ptx",
+        );
         assert!(
             reasons.starts_with(
                 "the driver refused it: the PTX is ISA version 9.0, which needs a CUDA 13.0 driver or newer; this one is CUDA 12.4: update the driver, or publish PTX of an older ISA version (CUDA_ERROR_UNSUPPORTED_PTX_VERSION)"
@@ -345,7 +230,7 @@ fn ptx_newer_than_the_jit_falls_back_to_wgsl() {
         ("FAKE_CUDA_LAUNCH_LOG", log.to_str().unwrap()),
     ];
     let dir_arg = dir.to_str().unwrap();
-    let output = kernelhub(
+    let output = FAKE.kernelhub(
         project.path(),
         &["run", dir_arg, "--tokens", "4", "--time", "0"],
         &settings,
@@ -368,8 +253,8 @@ fn ptx_newer_than_the_jit_falls_back_to_wgsl() {
             "bf16 has native artifacts only:\n{stderr}"
         );
     }
-    assert!(launches(&log).is_empty(), "nothing reached cuLaunchKernel");
-    let output = kernelhub(project.path(), &["doctor", dir_arg], &settings);
+    assert!(lines(&log).is_empty(), "nothing reached cuLaunchKernel");
+    let output = FAKE.kernelhub(project.path(), &["doctor", dir_arg], &settings);
     let doctor = text(&output.stdout);
     assert!(output.status.success(), "{doctor}");
     assert!(
@@ -378,7 +263,7 @@ fn ptx_newer_than_the_jit_falls_back_to_wgsl() {
         "{doctor}"
     );
     // `--json` says which backend ran each op, not why CUDA did not.
-    let output = kernelhub(
+    let output = FAKE.kernelhub(
         project.path(),
         &["run", dir_arg, "--tokens", "4", "--time", "0", "--json"],
         &settings,
@@ -391,7 +276,7 @@ fn ptx_newer_than_the_jit_falls_back_to_wgsl() {
         assert_eq!(row["backend"], "wgpu", "{line}");
         assert_eq!(row["mismatches"], 0, "{line}");
     }
-    run_child(
+    FAKE.run_child(
         NAME,
         &[
             ("FAKE_CUDA_DRIVER", "12040"),
@@ -420,7 +305,7 @@ fn cubin(sm: u8) -> Vec<u8> {
 /// manifest says is for sm_80: selection picks it, the driver refuses it.
 #[test]
 fn a_cubin_for_another_gpu_is_refused_by_the_driver() {
-    if !in_child("a_cubin_for_another_gpu_is_refused_by_the_driver", &[]) {
+    if !FAKE.in_child("a_cubin_for_another_gpu_is_refused_by_the_driver", &[]) {
         return;
     }
     let repo = kernelhub_tests::Repo::good()
@@ -438,7 +323,7 @@ fn a_cubin_for_another_gpu_is_refused_by_the_driver() {
         .load(&KernelSource::Dir(repo.path().to_path_buf()))
         .unwrap();
     assert_eq!(loaded.device().info().backend, Backend::Wgpu);
-    let reasons = cuda_reasons(&loaded, &hub, "scale.cubin");
+    let reasons = reasons(&loaded, &hub, Backend::Cuda, "scale.cubin");
     assert_eq!(
         reasons,
         "the driver refused it: the cubin holds no code for `cuda:sm_80` (CUDA_ERROR_NO_BINARY_FOR_GPU: no kernel image is available for execution on the device)"
@@ -451,10 +336,10 @@ fn a_cubin_for_another_gpu_is_refused_by_the_driver() {
 #[test]
 fn hub_new_launches_the_ptx_on_the_fake_gpu() {
     const NAME: &str = "hub_new_launches_the_ptx_on_the_fake_gpu";
-    if !is_child(NAME) {
+    if !FAKE.is_child(NAME) {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("launches.log");
-        run_child(NAME, &[("FAKE_CUDA_LAUNCH_LOG", log.to_str().unwrap())]);
+        FAKE.run_child(NAME, &[("FAKE_CUDA_LAUNCH_LOG", log.to_str().unwrap())]);
         return;
     }
     let log = PathBuf::from(std::env::var("FAKE_CUDA_LAUNCH_LOG").unwrap());
@@ -487,7 +372,7 @@ fn hub_new_launches_the_ptx_on_the_fake_gpu() {
     ])
     .unwrap();
     device.synchronize().unwrap();
-    let lines = launches(&log);
+    let lines = lines(&log);
     assert_eq!(lines.len(), 1, "{lines:?}");
     let prefix = "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0 params=0x";
     assert!(
@@ -503,10 +388,10 @@ fn hub_new_launches_the_ptx_on_the_fake_gpu() {
 #[test]
 fn launch_parameters_are_what_the_ptx_declares() {
     const NAME: &str = "launch_parameters_are_what_the_ptx_declares";
-    if !is_child(NAME) {
+    if !FAKE.is_child(NAME) {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("launches.log");
-        run_child(NAME, &[("FAKE_CUDA_LAUNCH_LOG", log.to_str().unwrap())]);
+        FAKE.run_child(NAME, &[("FAKE_CUDA_LAUNCH_LOG", log.to_str().unwrap())]);
         return;
     }
     let log = PathBuf::from(std::env::var("FAKE_CUDA_LAUNCH_LOG").unwrap());
@@ -531,7 +416,7 @@ fn launch_parameters_are_what_the_ptx_declares() {
     ])
     .unwrap();
     assert_eq!(
-        launches(&log),
+        lines(&log),
         [format!(
             "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0 params={out_at:#x},{:#x},3,5",
             input_at + 16
@@ -554,7 +439,7 @@ fn launch_parameters_are_what_the_ptx_declares() {
         "{error}"
     );
     assert_eq!(
-        launches(&log).len(),
+        lines(&log).len(),
         1,
         "the misaligned launch must not reach the driver"
     );
@@ -574,7 +459,7 @@ fn launch_parameters_are_what_the_ptx_declares() {
         8u32.into(),
     ])
     .unwrap();
-    let lines = launches(&log);
+    let lines = lines(&log);
     assert_eq!(
         lines[1],
         format!(
@@ -593,7 +478,7 @@ fn launch_parameters_are_what_the_ptx_declares() {
 /// allocations with 0xa5, so the zeros are the backend's memset).
 #[test]
 fn memory_round_trips_through_the_driver() {
-    if !in_child("memory_round_trips_through_the_driver", &[]) {
+    if !FAKE.in_child("memory_round_trips_through_the_driver", &[]) {
         return;
     }
     let cuda = kernelhub_cuda::open(0).unwrap();

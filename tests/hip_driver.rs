@@ -14,78 +14,46 @@
 //! driver (`KERNELHUB_CUDA_LIBRARY` names a file that does not exist). The
 //! runtime is opened once per process, so each setting of the fake gets its
 //! own process: the `kernelhub` binary, or this test binary re-run for one
-//! test ([`in_child`]) for library-level checks.
+//! test ([`FakeDriver::in_child`]) for library-level checks.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
-use kernelhub::{Arg, Backend, Device, Dtype, Hub, KernelSource, LoadedKernel};
+use kernelhub::{Arg, Backend, Device, Dtype, Hub, KernelSource};
 use kernelhub_hip::sys::HipLib;
 use kernelhub_tests::fake_hip;
 
-/// Set (to the test's name) in a re-run of this binary for one test.
-const CHILD: &str = "KERNELHUB_TESTS_FAKE_HIP_CHILD";
-/// The fake's settings; cleared from every child's environment first.
-const SETTINGS: &[&str] = &[
-    "FAKE_HIP_DEVICES",
-    "FAKE_HIP_ARCH",
-    "FAKE_HIP_RUNTIME",
-    "FAKE_HIP_LAUNCH_LOG",
-    "FAKE_HIP_CALL_LOG",
-];
+#[path = "support/fake_driver.rs"]
+mod fake_driver;
+use fake_driver::{FakeDriver, copy_dir, f32_bytes, lines, reasons, text};
+
+/// The fake HIP runtime, and no CUDA driver.
+const FAKE: FakeDriver = FakeDriver {
+    library: fake_hip::library,
+    file_name: "libfakehip.so",
+    library_var: "KERNELHUB_HIP_LIBRARY",
+    other_library: ("KERNELHUB_CUDA_LIBRARY", "libcuda.so.1"),
+    settings: &[
+        "FAKE_HIP_DEVICES",
+        "FAKE_HIP_ARCH",
+        "FAKE_HIP_RUNTIME",
+        "FAKE_HIP_LAUNCH_LOG",
+        "FAKE_HIP_CALL_LOG",
+    ],
+    child_var: "KERNELHUB_TESTS_FAKE_HIP_CHILD",
+    what: "runtime",
+};
 /// What `kernelhub doctor` calls the fake GPU with its default settings.
 const DEFAULT_GPU: &str =
     "rocm: kernelhub fake AMD GPU (gfx90a:sramecc+:xnack-, 1024 MiB, HIP 5.2)";
 /// The activation ops, as `kernelhub doctor` lists them (sorted).
 const ACTIVATION_OPS: [&str; 3] = ["gelu_and_mul", "gelu_tanh_and_mul", "silu_and_mul"];
 
-fn target_tmp() -> &'static Path {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-}
-
-fn fake_library() -> PathBuf {
-    fake_hip::library(target_tmp())
-}
-
-/// The fake runtime and `settings` in `command`'s environment, no CUDA
-/// driver and nothing of this machine's backend choice.
-fn with_fake(command: &mut Command, settings: &[(&str, &str)]) {
-    command
-        .env("KERNELHUB_HIP_LIBRARY", fake_library())
-        .env(
-            "KERNELHUB_CUDA_LIBRARY",
-            target_tmp().join("no-such-dir/libcuda.so.1"),
-        )
-        .env_remove("KERNELHUB_BACKEND")
-        .env_remove("WGPU_ADAPTER_NAME");
-    for name in SETTINGS {
-        command.env_remove(name);
-    }
-    for (name, value) in settings {
-        command.env(name, value);
-    }
-}
-
-/// `kernelhub args...` in `project` on the fake runtime with `settings`.
-fn kernelhub(project: &Path, args: &[&str], settings: &[(&str, &str)]) -> Output {
-    let binary = fake_hip::kernelhub_binary();
-    let cache = project.join(".cache");
-    let mut command = kernelhub_tests::isolated_command(
-        binary.to_str().expect("a UTF-8 path"),
-        project,
-        &cache,
-        args,
-    );
-    with_fake(&mut command, settings);
-    command.output().expect("kernelhub runs")
-}
-
 /// `kernelhub doctor [args]`'s standard output; it must succeed.
 fn doctor(project: &Path, args: &[&str], settings: &[(&str, &str)]) -> String {
     let mut all = vec!["doctor"];
     all.extend_from_slice(args);
-    let output = kernelhub(project, &all, settings);
+    let output = FAKE.kernelhub(project, &all, settings);
     let stdout = text(&output.stdout);
     assert!(
         output.status.success(),
@@ -93,60 +61,6 @@ fn doctor(project: &Path, args: &[&str], settings: &[(&str, &str)]) -> String {
         text(&output.stderr)
     );
     stdout
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Whether this process is the re-run of this binary for test `name`
-/// (see [`run_child`]); there the fake runtime must be the one configured.
-fn is_child(name: &str) -> bool {
-    if std::env::var(CHILD).is_ok_and(|v| v == name) {
-        let library = std::env::var("KERNELHUB_HIP_LIBRARY").unwrap_or_default();
-        assert!(
-            library.ends_with("libfakehip.so"),
-            "the fake runtime, never a real one: `{library}`"
-        );
-        return true;
-    }
-    false
-}
-
-/// Re-runs this binary for test `name` alone, with the fake runtime and
-/// `settings` in its environment, and asserts that it ran and passed.
-fn run_child(name: &str, settings: &[(&str, &str)]) {
-    let mut command = Command::new(std::env::current_exe().expect("this test binary"));
-    command
-        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(CHILD, name);
-    with_fake(&mut command, settings);
-    let output = command.output().expect("the test binary re-runs");
-    let (stdout, stderr) = (text(&output.stdout), text(&output.stderr));
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "`{name}` in its own process:\n{stdout}\n{stderr}"
-    );
-}
-
-/// In the test process: runs test `name` in its own process (see
-/// [`run_child`]) and returns `false`. In that process: returns `true`, and
-/// the test goes on to its body.
-fn in_child(name: &str, settings: &[(&str, &str)]) -> bool {
-    if is_child(name) {
-        return true;
-    }
-    run_child(name, settings);
-    false
-}
-
-/// The lines of one of the fake's logs so far.
-fn lines(log: &Path) -> Vec<String> {
-    match std::fs::read_to_string(log) {
-        Ok(text) => text.lines().map(str::to_string).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => panic!("read {}: {e}", log.display()),
-    }
 }
 
 /// The path of a log named in the environment (a child's settings).
@@ -172,44 +86,6 @@ fn kernel_section<'a>(doctor: &'a str, name: &str) -> &'a str {
     &rest[..end]
 }
 
-/// Every reason the plan of the ROCm device gives for not using artifact
-/// `path`, one a line.
-fn rocm_reasons(loaded: &LoadedKernel, hub: &Hub, path: &str) -> String {
-    let manifest = loaded.kernel().manifest();
-    let plan = loaded
-        .plans()
-        .iter()
-        .find(|p| hub.devices()[p.device].info().backend == Backend::Rocm)
-        .expect("a plan for the ROCm device");
-    let mut reasons = Vec::new();
-    for choice in &plan.choices {
-        for (index, why) in &choice.rejected {
-            if manifest.artifacts[*index].path.get_ref() == path && !reasons.contains(why) {
-                reasons.push(why.clone());
-            }
-        }
-    }
-    reasons.join("\n")
-}
-
-/// Copies the directory `from` to `to`, recursively.
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
-    values.into_iter().flat_map(f32::to_le_bytes).collect()
-}
-
 /// (a) The fake is the runtime the backend binds, symbol for symbol: every
 /// required one, both property calls (so the layout is chosen by version),
 /// and not `hipDeviceGetName` (so the name comes from the properties).
@@ -226,18 +102,7 @@ fn the_fake_exports_exactly_the_symbols_the_backend_binds() {
         wanted.push(optional);
     }
     wanted.sort_unstable();
-    let output = Command::new("nm")
-        .args(["-D", "--defined-only"])
-        .arg(fake_library())
-        .output()
-        .expect("run nm");
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    let mut exported: Vec<String> = text(&output.stdout)
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1) == Some("T"))
-        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
-        .collect();
-    exported.sort_unstable();
+    let exported = FAKE.exported_symbols();
     assert!(
         wanted.contains(&"hipModuleLaunchKernel") && wanted.len() > 20,
         "the whole hip_api! list: {wanted:?}"
@@ -441,7 +306,7 @@ fn gfx90a_hsaco_holding_gfx942_code(project: &Path) -> PathBuf {
         dir.join("build/rocm/activation_gfx90a.hsaco"),
     )
     .unwrap();
-    let output = kernelhub(project, &["manifest", "update", dir.to_str().unwrap()], &[]);
+    let output = FAKE.kernelhub(project, &["manifest", "update", dir.to_str().unwrap()], &[]);
     let stderr = text(&output.stderr);
     assert!(
         output.status.success() && stderr.contains("Updated build/rocm/activation_gfx90a.hsaco"),
@@ -463,12 +328,17 @@ fn gfx90a_hsaco_holding_gfx942_code(project: &Path) -> PathBuf {
 fn an_hsaco_the_runtime_refuses_falls_back_to_wgsl() {
     const NAME: &str = "an_hsaco_the_runtime_refuses_falls_back_to_wgsl";
     const REASON: &str = "the driver refused it: the hsaco holds no code for `rocm:gfx90a:sramecc+:xnack-` (`hipModuleLoadData` failed: hipErrorNoBinaryForGpu (error 209))";
-    if is_child(NAME) {
+    if FAKE.is_child(NAME) {
         let dir = std::env::var("KERNELHUB_TESTS_KERNEL_DIR").unwrap();
         let hub = Hub::new().unwrap();
         let loaded = hub.load(&KernelSource::Dir(dir.into())).unwrap();
         assert_eq!(loaded.device().info().backend, Backend::Wgpu);
-        let reasons = rocm_reasons(&loaded, &hub, "build/rocm/activation_gfx90a.hsaco");
+        let reasons = reasons(
+            &loaded,
+            &hub,
+            Backend::Rocm,
+            "build/rocm/activation_gfx90a.hsaco",
+        );
         assert_eq!(reasons, REASON);
         return;
     }
@@ -486,7 +356,7 @@ fn an_hsaco_the_runtime_refuses_falls_back_to_wgsl() {
         stdout.contains("(wgpu): runs 6 of 9") && stdout.contains("(rocm): runs 0 of 9"),
         "{stdout}"
     );
-    run_child(NAME, &[("KERNELHUB_TESTS_KERNEL_DIR", dir_arg)]);
+    FAKE.run_child(NAME, &[("KERNELHUB_TESTS_KERNEL_DIR", dir_arg)]);
 }
 
 /// (d) `Hub::new()` with the fake runtime (and no CUDA driver) prefers the
@@ -495,10 +365,10 @@ fn an_hsaco_the_runtime_refuses_falls_back_to_wgsl() {
 #[test]
 fn hub_new_launches_the_hsaco_on_the_fake_gpu() {
     const NAME: &str = "hub_new_launches_the_hsaco_on_the_fake_gpu";
-    if !is_child(NAME) {
+    if !FAKE.is_child(NAME) {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("launches.log");
-        run_child(NAME, &[("FAKE_HIP_LAUNCH_LOG", log.to_str().unwrap())]);
+        FAKE.run_child(NAME, &[("FAKE_HIP_LAUNCH_LOG", log.to_str().unwrap())]);
         return;
     }
     let log = log_from_env("FAKE_HIP_LAUNCH_LOG");
@@ -549,10 +419,10 @@ fn hub_new_launches_the_hsaco_on_the_fake_gpu() {
 #[test]
 fn launch_arguments_are_what_the_code_object_declares() {
     const NAME: &str = "launch_arguments_are_what_the_code_object_declares";
-    if !is_child(NAME) {
+    if !FAKE.is_child(NAME) {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("launches.log");
-        run_child(NAME, &[("FAKE_HIP_LAUNCH_LOG", log.to_str().unwrap())]);
+        FAKE.run_child(NAME, &[("FAKE_HIP_LAUNCH_LOG", log.to_str().unwrap())]);
         return;
     }
     let log = log_from_env("FAKE_HIP_LAUNCH_LOG");
@@ -662,7 +532,7 @@ fn launch_arguments_are_what_the_code_object_declares() {
 /// backend's memset).
 #[test]
 fn memory_round_trips_through_the_runtime() {
-    if !in_child("memory_round_trips_through_the_runtime", &[]) {
+    if !FAKE.in_child("memory_round_trips_through_the_runtime", &[]) {
         return;
     }
     let hip = kernelhub_hip::open(0).unwrap();
@@ -690,11 +560,11 @@ fn memory_round_trips_through_the_runtime() {
 #[test]
 fn each_call_runs_on_its_gpu_and_restores_the_thread_device() {
     const NAME: &str = "each_call_runs_on_its_gpu_and_restores_the_thread_device";
-    if !is_child(NAME) {
+    if !FAKE.is_child(NAME) {
         let dir = tempfile::tempdir().unwrap();
         let launches = dir.path().join("launches.log");
         let calls = dir.path().join("calls.log");
-        run_child(
+        FAKE.run_child(
             NAME,
             &[
                 ("FAKE_HIP_DEVICES", "2"),

@@ -29,7 +29,6 @@
  *   FAKE_CUDA_LAUNCH_LOG=path the launch log (none when unset)
  */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -37,7 +36,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "fake_common.h"
 
 typedef int CUresult;
 typedef int CUdevice;
@@ -47,8 +47,6 @@ typedef void *CUmodule;
 typedef void *CUfunction;
 typedef void *CUstream;
 typedef int CUjit_option;
-
-#define EXPORT __attribute__((visibility("default")))
 
 enum {
     CUDA_SUCCESS = 0,
@@ -73,13 +71,11 @@ enum {
     CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6,
 };
 
-#define TOTAL_MEMORY (1ull << 30)
 /* Longest PTX text accepted: a missing NUL terminator shows as "longer". */
 #define MAX_PTX_BYTES (64u << 20)
 
 /* ---- settings and state ---- */
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static int initialized;
 static int sm = 80;
 static int driver_version = 12040;
@@ -87,11 +83,6 @@ static int context_refs;
 /* The primary context's handle: the address of this int. */
 static int primary_context;
 static _Thread_local void *current_context;
-
-static int env_int(const char *name, int fallback) {
-    const char *value = getenv(name);
-    return value && *value ? atoi(value) : fallback;
-}
 
 static void read_settings(void) {
     sm = env_int("FAKE_CUDA_SM", 80);
@@ -114,11 +105,7 @@ static void read_settings(void) {
 
 /* ---- errors ---- */
 
-static const struct {
-    CUresult code;
-    const char *name;
-    const char *text;
-} errors[] = {
+static const struct error_entry errors[] = {
     {CUDA_SUCCESS, "CUDA_SUCCESS", "no error"},
     {CUDA_ERROR_INVALID_VALUE, "CUDA_ERROR_INVALID_VALUE", "invalid argument"},
     {CUDA_ERROR_OUT_OF_MEMORY, "CUDA_ERROR_OUT_OF_MEMORY", "out of memory"},
@@ -139,20 +126,16 @@ static const struct {
 EXPORT CUresult cuGetErrorName(CUresult error, const char **name) {
     if (!name)
         return CUDA_ERROR_INVALID_VALUE;
-    *name = "CUDA_ERROR_UNKNOWN";
-    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
-        if (errors[i].code == error)
-            *name = errors[i].name;
+    const struct error_entry *e = find_error(errors, COUNT_OF(errors), error);
+    *name = e ? e->name : "CUDA_ERROR_UNKNOWN";
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuGetErrorString(CUresult error, const char **text) {
     if (!text)
         return CUDA_ERROR_INVALID_VALUE;
-    *text = "unknown error";
-    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
-        if (errors[i].code == error)
-            *text = errors[i].text;
+    const struct error_entry *e = find_error(errors, COUNT_OF(errors), error);
+    *text = e ? e->text : "unknown error";
     return CUDA_SUCCESS;
 }
 
@@ -321,73 +304,22 @@ EXPORT CUresult cuStreamSynchronize(CUstream stream) {
     return stream_ok(stream) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
 
-/* ---- memory: host memory, each allocation recorded ---- */
-
-struct allocation {
-    CUdeviceptr base;
-    size_t len;
-    struct allocation *next;
-};
-static struct allocation *allocations;
-static unsigned long long allocated;
-
-/* Whether [address, address + len) lies in one live allocation. */
-static int inside(CUdeviceptr address, size_t len) {
-    int found = 0;
-    pthread_mutex_lock(&lock);
-    for (struct allocation *a = allocations; a; a = a->next)
-        if (address >= a->base && len <= a->len && address - a->base <= a->len - len)
-            found = 1;
-    pthread_mutex_unlock(&lock);
-    return found;
-}
+/* ---- memory: host memory, each allocation recorded (fake_common.h) ---- */
 
 EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *address, size_t len) {
     NEED_CONTEXT();
     if (!address || len == 0)
         return CUDA_ERROR_INVALID_VALUE;
-    pthread_mutex_lock(&lock);
-    int full = allocated + len > TOTAL_MEMORY;
-    pthread_mutex_unlock(&lock);
-    if (full)
+    void *memory = allocate(len);
+    if (!memory)
         return CUDA_ERROR_OUT_OF_MEMORY;
-    void *memory = malloc(len);
-    struct allocation *a = malloc(sizeof *a);
-    if (!memory || !a) {
-        free(memory);
-        free(a);
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    }
-    /* Not zeroed: the caller must clear what it hands out. */
-    memset(memory, 0xa5, len);
-    a->base = (CUdeviceptr)(uintptr_t)memory;
-    a->len = len;
-    pthread_mutex_lock(&lock);
-    a->next = allocations;
-    allocations = a;
-    allocated += len;
-    pthread_mutex_unlock(&lock);
-    *address = a->base;
+    *address = (CUdeviceptr)(uintptr_t)memory;
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuMemFree_v2(CUdeviceptr address) {
     NEED_CONTEXT();
-    struct allocation *found = NULL;
-    pthread_mutex_lock(&lock);
-    for (struct allocation **a = &allocations; *a; a = &(*a)->next)
-        if ((*a)->base == address) {
-            found = *a;
-            *a = found->next;
-            allocated -= found->len;
-            break;
-        }
-    pthread_mutex_unlock(&lock);
-    if (!found)
-        return CUDA_ERROR_INVALID_VALUE;
-    free((void *)(uintptr_t)found->base);
-    free(found);
-    return CUDA_SUCCESS;
+    return release((uintptr_t)address) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t len,
@@ -395,10 +327,8 @@ EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t le
     NEED_CONTEXT();
     if (!stream_ok(stream))
         return CUDA_ERROR_INVALID_HANDLE;
-    if (!src || !inside(dst, len))
-        return CUDA_ERROR_INVALID_VALUE;
-    memcpy((void *)(uintptr_t)dst, src, len);
-    return CUDA_SUCCESS;
+    void *to = (void *)(uintptr_t)dst;
+    return copy_checked(to, src, len, (uintptr_t)dst) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 EXPORT CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t len,
@@ -406,10 +336,8 @@ EXPORT CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t len,
     NEED_CONTEXT();
     if (!stream_ok(stream))
         return CUDA_ERROR_INVALID_HANDLE;
-    if (!dst || !inside(src, len))
-        return CUDA_ERROR_INVALID_VALUE;
-    memcpy(dst, (const void *)(uintptr_t)src, len);
-    return CUDA_SUCCESS;
+    const void *from = (const void *)(uintptr_t)src;
+    return copy_checked(dst, from, len, (uintptr_t)src) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t len,
@@ -417,10 +345,7 @@ EXPORT CUresult cuMemsetD8Async(CUdeviceptr dst, unsigned char value, size_t len
     NEED_CONTEXT();
     if (!stream_ok(stream))
         return CUDA_ERROR_INVALID_HANDLE;
-    if (!inside(dst, len))
-        return CUDA_ERROR_INVALID_VALUE;
-    memset((void *)(uintptr_t)dst, value, len);
-    return CUDA_SUCCESS;
+    return fill_checked((uintptr_t)dst, value, len) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
 /* ---- modules ---- */
@@ -632,7 +557,7 @@ static CUresult load_ptx(struct module *m, const char *text, struct jit_log *log
                         p->count = count;
                     p->print = BYTES;
                 } else if (p && p->size == 0) {
-                    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+                    for (size_t i = 0; i < COUNT_OF(types); i++)
                         if (is(&lx, types[i].name)) {
                             p->size = types[i].size;
                             p->print = types[i].print;
@@ -650,45 +575,32 @@ static CUresult load_ptx(struct module *m, const char *text, struct jit_log *log
     return CUDA_SUCCESS;
 }
 
-static uint64_t read_le(const unsigned char *p, unsigned n) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 /* A cubin: 64-bit little-endian ELF. Its SM is e_flags & 0xff up to ELF
  * ABI version 7 (CUDA 12 and older), bits 8-15 from version 8 (CUDA 13);
  * its kernels are the STT_FUNC symbols, with unknown parameters. */
 static CUresult load_elf(struct module *m, const unsigned char *elf) {
-    if (elf[4] != 2 || elf[5] != 1)
+    if (!elf_is_64_le(elf))
         return CUDA_ERROR_INVALID_IMAGE;
     unsigned flags = (unsigned)read_le(elf + 48, 4);
     unsigned arch = elf[8] >= 8 ? (flags >> 8) & 0xff : flags & 0xff;
     if ((int)arch != sm)
         return CUDA_ERROR_NO_BINARY_FOR_GPU;
-    uint64_t shoff = read_le(elf + 40, 8);
-    unsigned shentsize = (unsigned)read_le(elf + 58, 2);
-    unsigned shnum = (unsigned)read_le(elf + 60, 2);
-    if (shoff == 0 || shnum == 0)
-        return CUDA_SUCCESS;
-    if (shentsize != 64 || shnum > 4096)
-        return CUDA_ERROR_INVALID_IMAGE;
+    uint64_t shoff;
+    unsigned shnum;
+    int sections = elf_sections(elf, &shoff, &shnum);
+    if (sections <= 0)
+        return sections == 0 ? CUDA_SUCCESS : CUDA_ERROR_INVALID_IMAGE;
     for (unsigned s = 0; s < shnum; s++) {
-        const unsigned char *sh = elf + shoff + 64u * s;
-        if (read_le(sh + 4, 4) != 2) /* SHT_SYMTAB */
+        const unsigned char *sh = elf_section(elf, shoff, s);
+        if (elf_section_type(sh) != 2) /* SHT_SYMTAB */
             continue;
-        uint32_t link = (uint32_t)read_le(sh + 40, 4);
-        if (link >= shnum)
+        struct elf_symbols table;
+        if (!elf_symbols(elf, shoff, shnum, sh, &table))
             return CUDA_ERROR_INVALID_IMAGE;
-        const char *names = (const char *)elf + read_le(elf + shoff + 64u * link + 24, 8);
-        const unsigned char *symbols = elf + read_le(sh + 24, 8);
-        uint64_t count = read_le(sh + 32, 8) / 24;
-        for (uint64_t i = 0; i < count; i++) {
-            const unsigned char *sym = symbols + 24 * i;
-            if ((sym[4] & 0xf) != 2) /* STT_FUNC */
+        for (uint64_t i = 0; i < table.count; i++) {
+            if (elf_symbol_type(&table, i) != 2) /* STT_FUNC */
                 continue;
-            struct function *f = add_function(m, names + read_le(sym, 4));
+            struct function *f = add_function(m, elf_symbol_name(&table, i));
             if (!f)
                 return CUDA_ERROR_OUT_OF_MEMORY;
             f->nparams = -1;
@@ -829,13 +741,6 @@ EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned int gx, unsigned in
         print_param(line, sizeof line, &f->params[i], params[i]);
     }
     strncat(line, "\n", sizeof line - strlen(line) - 1);
-    pthread_mutex_lock(&lock);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-        ssize_t written = write(fd, line, strlen(line));
-        (void)written;
-        close(fd);
-    }
-    pthread_mutex_unlock(&lock);
+    append(path, line);
     return CUDA_SUCCESS;
 }

@@ -45,7 +45,6 @@
  *                            arguments, e.g. `hipSetDevice 1` (none when unset)
  */
 #define _POSIX_C_SOURCE 200809L
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -53,7 +52,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+
+#include "fake_common.h"
 
 typedef int hipError_t;
 typedef int hipDevice_t;
@@ -61,8 +61,6 @@ typedef void *hipDeviceptr_t;
 typedef void *hipModule_t;
 typedef void *hipFunction_t;
 typedef void *hipStream_t;
-
-#define EXPORT __attribute__((visibility("default")))
 
 enum {
     hipSuccess = 0,
@@ -79,12 +77,10 @@ enum {
     hipErrorUnknown = 999,
 };
 
-#define TOTAL_MEMORY (1ull << 30)
 #define MAX_DEVICES 8
 
 /* ---- settings and state ---- */
 
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
 static int device_count = 1;
 static int runtime_version = 50221153;
@@ -107,21 +103,17 @@ static const struct {
 };
 
 static void read_settings(void) {
-    const char *value = getenv("FAKE_HIP_DEVICES");
-    if (value && *value)
-        device_count = atoi(value);
+    device_count = env_int("FAKE_HIP_DEVICES", device_count);
     if (device_count < 0)
         device_count = 0;
     if (device_count > MAX_DEVICES)
         device_count = MAX_DEVICES;
-    value = getenv("FAKE_HIP_RUNTIME");
-    if (value && *value)
-        runtime_version = atoi(value);
-    value = getenv("FAKE_HIP_ARCH");
+    runtime_version = env_int("FAKE_HIP_RUNTIME", runtime_version);
+    const char *value = getenv("FAKE_HIP_ARCH");
     if (value && *value)
         snprintf(arch, sizeof arch, "%s", value);
     size_t processor = strcspn(arch, ":");
-    for (size_t i = 0; i < sizeof machs / sizeof machs[0]; i++)
+    for (size_t i = 0; i < COUNT_OF(machs); i++)
         if (strlen(machs[i].name) == processor && strncmp(arch, machs[i].name, processor) == 0)
             arch_mach = machs[i].mach;
     for (const char *f = strchr(arch, ':'); f; f = strchr(f + 1, ':')) {
@@ -133,20 +125,6 @@ static void read_settings(void) {
 }
 
 static void settings(void) { pthread_once(&settings_once, read_settings); }
-
-/* Appends one line to `path` (if set), under the lock. */
-static void append(const char *path, const char *line) {
-    if (!path || !*path)
-        return;
-    pthread_mutex_lock(&lock);
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-        ssize_t written = write(fd, line, strlen(line));
-        (void)written;
-        close(fd);
-    }
-    pthread_mutex_unlock(&lock);
-}
 
 /* One line of the call log. */
 __attribute__((format(printf, 1, 2))) static void trace(const char *format, ...) {
@@ -174,11 +152,7 @@ static int valid_device(int device) { return device >= 0 && device < device_coun
 
 /* ---- errors ---- */
 
-static const struct {
-    hipError_t code;
-    const char *name;
-    const char *text;
-} errors[] = {
+static const struct error_entry errors[] = {
     {hipSuccess, "hipSuccess", "no error"},
     {hipErrorInvalidValue, "hipErrorInvalidValue", "invalid argument"},
     {hipErrorOutOfMemory, "hipErrorOutOfMemory", "out of memory"},
@@ -196,20 +170,16 @@ static const struct {
 };
 
 EXPORT const char *hipGetErrorName(hipError_t error) {
-    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
-        if (errors[i].code == error)
-            return errors[i].name;
-    return "hipErrorUnknown";
+    const struct error_entry *e = find_error(errors, COUNT_OF(errors), error);
+    return e ? e->name : "hipErrorUnknown";
 }
 
 EXPORT const char *hipGetErrorString(hipError_t error) {
     settings();
     if (runtime_version / 10000000 < 6)
         return hipGetErrorName(error); /* HIP 5 */
-    for (size_t i = 0; i < sizeof errors / sizeof errors[0]; i++)
-        if (errors[i].code == error)
-            return errors[i].text;
-    return "unknown error";
+    const struct error_entry *e = find_error(errors, COUNT_OF(errors), error);
+    return e ? e->text : "unknown error";
 }
 
 /* ---- runtime and devices ---- */
@@ -373,27 +343,7 @@ EXPORT hipError_t hipStreamSynchronize(hipStream_t stream) {
     return stream_check(stream);
 }
 
-/* ---- memory: host memory, each allocation recorded ---- */
-
-struct allocation {
-    uintptr_t base;
-    size_t len;
-    struct allocation *next;
-};
-static struct allocation *allocations;
-static unsigned long long allocated;
-
-/* Whether [address, address + len) lies in one live allocation. */
-static int inside(const void *pointer, size_t len) {
-    uintptr_t address = (uintptr_t)pointer;
-    int found = 0;
-    pthread_mutex_lock(&lock);
-    for (struct allocation *a = allocations; a; a = a->next)
-        if (address >= a->base && len <= a->len && address - a->base <= a->len - len)
-            found = 1;
-    pthread_mutex_unlock(&lock);
-    return found;
-}
+/* ---- memory: host memory, each allocation recorded (fake_common.h) ---- */
 
 EXPORT hipError_t hipMalloc(void **pointer, size_t len) {
     NEED_DEVICE();
@@ -403,27 +353,9 @@ EXPORT hipError_t hipMalloc(void **pointer, size_t len) {
         *pointer = NULL;
         return hipSuccess;
     }
-    pthread_mutex_lock(&lock);
-    int full = allocated + len > TOTAL_MEMORY;
-    pthread_mutex_unlock(&lock);
-    if (full)
+    void *memory = allocate(len);
+    if (!memory)
         return hipErrorOutOfMemory;
-    void *memory = malloc(len);
-    struct allocation *a = malloc(sizeof *a);
-    if (!memory || !a) {
-        free(memory);
-        free(a);
-        return hipErrorOutOfMemory;
-    }
-    /* Not zeroed: the caller must clear what it hands out. */
-    memset(memory, 0xa5, len);
-    a->base = (uintptr_t)memory;
-    a->len = len;
-    pthread_mutex_lock(&lock);
-    a->next = allocations;
-    allocations = a;
-    allocated += len;
-    pthread_mutex_unlock(&lock);
     *pointer = memory;
     return hipSuccess;
 }
@@ -432,21 +364,7 @@ EXPORT hipError_t hipFree(void *pointer) {
     NEED_DEVICE();
     if (!pointer)
         return hipSuccess;
-    struct allocation *found = NULL;
-    pthread_mutex_lock(&lock);
-    for (struct allocation **a = &allocations; *a; a = &(*a)->next)
-        if ((*a)->base == (uintptr_t)pointer) {
-            found = *a;
-            *a = found->next;
-            allocated -= found->len;
-            break;
-        }
-    pthread_mutex_unlock(&lock);
-    if (!found)
-        return hipErrorInvalidValue;
-    free(pointer);
-    free(found);
-    return hipSuccess;
+    return release((uintptr_t)pointer) ? hipSuccess : hipErrorInvalidValue;
 }
 
 static hipError_t copy(void *dst, const void *src, size_t len, const void *device_side,
@@ -455,10 +373,8 @@ static hipError_t copy(void *dst, const void *src, size_t len, const void *devic
     hipError_t status = stream_check(stream);
     if (status != hipSuccess)
         return status;
-    if (!dst || !src || !inside(device_side, len))
-        return hipErrorInvalidValue;
-    memcpy(dst, src, len);
-    return hipSuccess;
+    return copy_checked(dst, src, len, (uintptr_t)device_side) ? hipSuccess
+                                                                : hipErrorInvalidValue;
 }
 
 EXPORT hipError_t hipMemcpyHtoD(hipDeviceptr_t dst, void *src, size_t len) {
@@ -485,10 +401,7 @@ EXPORT hipError_t hipMemsetD8Async(hipDeviceptr_t dst, unsigned char value, size
     hipError_t status = stream_check(stream);
     if (status != hipSuccess)
         return status;
-    if (!inside(dst, len))
-        return hipErrorInvalidValue;
-    memset(dst, value, len);
-    return hipSuccess;
+    return fill_checked((uintptr_t)dst, value, len) ? hipSuccess : hipErrorInvalidValue;
 }
 
 EXPORT hipError_t hipMemsetD8(hipDeviceptr_t dst, unsigned char value, size_t len) {
@@ -521,13 +434,6 @@ struct module {
     int nfunctions;
     struct function *functions;
 };
-
-static uint64_t read_le(const unsigned char *p, unsigned n) {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* -- a small MessagePack reader over [p, end): just what the metadata note
  * needs; every read is bounds-checked and a bad byte stops it (p = NULL). -- */
@@ -585,9 +491,9 @@ static int mp_head(struct mp *m, char *kind, uint64_t *n) {
             {0xd8, 'o', 0, 17},
         };
         size_t i = 0;
-        while (i < sizeof forms / sizeof forms[0] && forms[i].code != c)
+        while (i < COUNT_OF(forms) && forms[i].code != c)
             i++;
-        if (i == sizeof forms / sizeof forms[0]) { /* ext 8/16/32: not in metadata */
+        if (i == COUNT_OF(forms)) { /* ext 8/16/32: not in metadata */
             m->p = NULL;
             return 0;
         }
@@ -753,7 +659,7 @@ static int feature_fits(unsigned setting, int device) {
 
 /* An AMD GPU code object: 64-bit little-endian ELF, EM_AMDGPU (224). */
 static hipError_t load_elf(struct module *m, const unsigned char *elf) {
-    if (elf[4] != 2 || elf[5] != 1 || read_le(elf + 18, 2) != 224)
+    if (!elf_is_64_le(elf) || read_le(elf + 18, 2) != 224)
         return hipErrorInvalidImage;
     unsigned flags = (unsigned)read_le(elf + 48, 4);
     if ((flags & 0xff) != arch_mach)
@@ -762,38 +668,30 @@ static hipError_t load_elf(struct module *m, const unsigned char *elf) {
         (!feature_fits((flags >> 8) & 3, arch_xnack) ||
          !feature_fits((flags >> 10) & 3, arch_sramecc)))
         return hipErrorNoBinaryForGpu;
-    uint64_t shoff = read_le(elf + 40, 8);
-    unsigned shentsize = (unsigned)read_le(elf + 58, 2);
-    unsigned shnum = (unsigned)read_le(elf + 60, 2);
-    if (shoff == 0 || shnum == 0 || shentsize != 64 || shnum > 4096)
+    uint64_t shoff;
+    unsigned shnum;
+    if (elf_sections(elf, &shoff, &shnum) <= 0)
         return hipErrorInvalidImage;
     /* Kernels: a function symbol with its `<name>.kd` descriptor, from
      * .dynsym (what the loader reads), else .symtab. */
-    const unsigned char *table = NULL;
+    const unsigned char *symtab = NULL;
     for (unsigned s = 0; s < shnum; s++) {
-        const unsigned char *sh = elf + shoff + 64u * s;
-        uint32_t type = (uint32_t)read_le(sh + 4, 4);
-        if (type == 11 || (type == 2 && !table))
-            table = sh;
+        const unsigned char *sh = elf_section(elf, shoff, s);
+        uint32_t type = elf_section_type(sh);
+        if (type == 11 || (type == 2 && !symtab))
+            symtab = sh;
     }
-    if (!table)
+    struct elf_symbols table;
+    if (!symtab || !elf_symbols(elf, shoff, shnum, symtab, &table))
         return hipErrorInvalidImage;
-    uint32_t link = (uint32_t)read_le(table + 40, 4);
-    if (link >= shnum)
-        return hipErrorInvalidImage;
-    const char *names = (const char *)elf + read_le(elf + shoff + 64u * link + 24, 8);
-    const unsigned char *symbols = elf + read_le(table + 24, 8);
-    uint64_t count = read_le(table + 32, 8) / 24;
-    for (uint64_t i = 0; i < count; i++) {
-        const unsigned char *sym = symbols + 24 * i;
-        if ((sym[4] & 0xf) != 2) /* STT_FUNC */
+    for (uint64_t i = 0; i < table.count; i++) {
+        if (elf_symbol_type(&table, i) != 2) /* STT_FUNC */
             continue;
-        const char *name = names + read_le(sym, 4);
+        const char *name = elf_symbol_name(&table, i);
         int described = 0;
-        for (uint64_t j = 0; j < count && !described; j++) {
-            const unsigned char *kd = symbols + 24 * j;
-            const char *kd_name = names + read_le(kd, 4);
-            described = (kd[4] & 0xf) == 1 /* STT_OBJECT */ &&
+        for (uint64_t j = 0; j < table.count && !described; j++) {
+            const char *kd_name = elf_symbol_name(&table, j);
+            described = elf_symbol_type(&table, j) == 1 /* STT_OBJECT */ &&
                         strncmp(kd_name, name, strlen(name)) == 0 &&
                         strcmp(kd_name + strlen(name), ".kd") == 0;
         }
@@ -802,8 +700,8 @@ static hipError_t load_elf(struct module *m, const unsigned char *elf) {
     }
     /* Arguments: the NT_AMDGPU_METADATA (32) note "AMDGPU". */
     for (unsigned s = 0; s < shnum; s++) {
-        const unsigned char *sh = elf + shoff + 64u * s;
-        if (read_le(sh + 4, 4) != 7) /* SHT_NOTE */
+        const unsigned char *sh = elf_section(elf, shoff, s);
+        if (elf_section_type(sh) != 7) /* SHT_NOTE */
             continue;
         const unsigned char *note = elf + read_le(sh + 24, 8);
         uint64_t left = read_le(sh + 32, 8);

@@ -1,6 +1,7 @@
 //! Compiles one C file into a shared library for the tests, shared by the
 //! test doubles of the GPU driver libraries (`fake_cuda`, `fake_hip`) so
-//! both are built the same way.
+//! both are built the same way, with `tests/fake-common` (the header of
+//! what they share, `fake_common.h`) on the include path.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +22,8 @@ pub fn compile(source: &Path, dir: &Path, file_name: &str, what: &str) -> PathBu
             "-shared", "-fPIC", "-O1", "-Wall", "-Wextra", "-pthread", "-o",
         ])
         .arg(&partial)
+        .arg("-I")
+        .arg(include_dir())
         .arg(source)
         .output()
         .unwrap_or_else(|e| panic!("run `cc` (a C compiler is needed to build {what}): {e}"));
@@ -33,4 +36,9 @@ pub fn compile(source: &Path, dir: &Path, file_name: &str, what: &str) -> PathBu
     );
     std::fs::rename(&partial, &path).expect("move the library into place");
     path
+}
+
+/// `tests/fake-common`: the header the fakes share.
+pub fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-common")
 }

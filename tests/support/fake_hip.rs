@@ -6,8 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub use crate::fake_cuda::kernelhub_binary;
-
 /// The C source of the fake runtime.
 pub fn source() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fake-hip/fake_hip.c")
