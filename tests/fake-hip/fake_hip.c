@@ -321,10 +321,6 @@ EXPORT hipError_t hipStreamCreateWithFlags(hipStream_t *stream, unsigned int fla
     return hipSuccess;
 }
 
-EXPORT hipError_t hipStreamCreate(hipStream_t *stream) {
-    return hipStreamCreateWithFlags(stream, 0);
-}
-
 EXPORT hipError_t hipStreamDestroy(hipStream_t stream) {
     NEED_DEVICE();
     if (!stream)
@@ -377,14 +373,6 @@ static hipError_t copy(void *dst, const void *src, size_t len, const void *devic
                                                                 : hipErrorInvalidValue;
 }
 
-EXPORT hipError_t hipMemcpyHtoD(hipDeviceptr_t dst, void *src, size_t len) {
-    return copy(dst, src, len, dst, NULL);
-}
-
-EXPORT hipError_t hipMemcpyDtoH(void *dst, hipDeviceptr_t src, size_t len) {
-    return copy(dst, src, len, src, NULL);
-}
-
 EXPORT hipError_t hipMemcpyHtoDAsync(hipDeviceptr_t dst, void *src, size_t len,
                                      hipStream_t stream) {
     return copy(dst, src, len, dst, stream);
@@ -402,10 +390,6 @@ EXPORT hipError_t hipMemsetD8Async(hipDeviceptr_t dst, unsigned char value, size
     if (status != hipSuccess)
         return status;
     return fill_checked((uintptr_t)dst, value, len) ? hipSuccess : hipErrorInvalidValue;
-}
-
-EXPORT hipError_t hipMemsetD8(hipDeviceptr_t dst, unsigned char value, size_t len) {
-    return hipMemsetD8Async(dst, value, len, NULL);
 }
 
 /* ---- code objects ---- */

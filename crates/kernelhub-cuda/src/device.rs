@@ -42,22 +42,32 @@ pub type CudaDevice = NativeDevice<CudaQueue>;
 pub fn open(ordinal: i32) -> Result<CudaDevice, ProbeError> {
     let driver = initialised_driver()?;
     let described = device_info(driver, ordinal)?;
-    let mut device: CUdevice = 0;
-    // SAFETY: writes one handle.
-    driver.check("cuDeviceGet", unsafe {
-        (driver.device_get)(&mut device, ordinal)
-    })?;
     let mut version = 0;
     // SAFETY: writes one int.
     driver.check("cuDriverGetVersion", unsafe {
         (driver.driver_get_version)(&mut version)
     })?;
+    open_probed(&described, driver_version(version))
+}
+
+/// [`open`] for a GPU [`crate::probe()`] already described, under a driver
+/// of version `driver`: no second round of queries.
+pub fn open_probed(
+    described: &CudaDeviceInfo,
+    driver: DriverVersion,
+) -> Result<CudaDevice, ProbeError> {
+    let loaded = initialised_driver()?;
+    let mut device: CUdevice = 0;
+    // SAFETY: writes one handle.
+    loaded.check("cuDeviceGet", unsafe {
+        (loaded.device_get)(&mut device, described.ordinal)
+    })?;
     let context = Arc::new(Context {
-        driver,
+        driver: loaded,
         device,
         raw: OnceLock::new(),
         id: kernelhub_runtime::device::unique_id(),
-        info: device_info_for(&described, driver_version(version)),
+        info: device_info_for(described, driver),
     });
     Ok(NativeDevice::new(CudaQueue {
         context,
@@ -283,14 +293,14 @@ const LOG_BYTES: usize = 16 * 1024;
 /// moves on to the next candidate instead of failing.
 const REFUSALS: &[i32] = &[
     sys::CUDA_ERROR_INVALID_IMAGE,
-    300, // CUDA_ERROR_INVALID_SOURCE: what drivers say of an image for another architecture
+    sys::CUDA_ERROR_INVALID_SOURCE,
     sys::CUDA_ERROR_NO_BINARY_FOR_GPU,
     sys::CUDA_ERROR_INVALID_PTX,
-    221, // CUDA_ERROR_JIT_COMPILER_NOT_FOUND
+    sys::CUDA_ERROR_JIT_COMPILER_NOT_FOUND,
     sys::CUDA_ERROR_UNSUPPORTED_PTX_VERSION,
-    223, // CUDA_ERROR_JIT_COMPILATION_DISABLED
-    302, // CUDA_ERROR_SHARED_OBJECT_SYMBOL_NOT_FOUND
-    303, // CUDA_ERROR_SHARED_OBJECT_INIT_FAILED
+    sys::CUDA_ERROR_JIT_COMPILATION_DISABLED,
+    sys::CUDA_ERROR_SHARED_OBJECT_SYMBOL_NOT_FOUND,
+    sys::CUDA_ERROR_SHARED_OBJECT_INIT_FAILED,
 ];
 
 impl NativeQueue for CudaQueue {

@@ -29,6 +29,6 @@ pub mod probe;
 pub mod result;
 pub mod sys;
 
-pub use device::{CudaDevice, CudaQueue, open, with_stream};
+pub use device::{CudaDevice, CudaQueue, open, open_probed, with_stream};
 pub use probe::{CudaDeviceInfo, CudaPlatform, KERNELHUB_CUDA_LIBRARY, ProbeError, probe};
 pub use result::CudaError;

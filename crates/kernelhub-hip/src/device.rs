@@ -22,7 +22,7 @@ use kernelhub_runtime::DeviceInfo;
 use kernelhub_runtime::native::{LaunchError, Limits, ModuleError, NativeDevice, NativeQueue};
 
 use crate::error::{HipError, codes};
-use crate::probe::{HipDeviceInfo, ProbeError, probe};
+use crate::probe::{HipDeviceInfo, HipPlatform, ProbeError, probe};
 use crate::result::Hip;
 use crate::sys::{hipFunction_t, hipModule_t, hipStream_t, hipStreamNonBlocking};
 
@@ -34,17 +34,25 @@ pub type HipDevice = NativeDevice<HipQueue>;
 /// memory.
 pub fn open(ordinal: i32) -> Result<HipDevice, ProbeError> {
     let platform = probe()?;
-    let hip = Hip::load()?;
     let Some(described) = platform.devices.iter().find(|d| d.ordinal == ordinal) else {
         return Err(ProbeError::NoSuchDevice {
             ordinal,
             count: platform.devices.len(),
         });
     };
+    open_probed(&platform, described)
+}
+
+/// [`open`] for a GPU of a `platform` [`crate::probe()`] already
+/// returned: no second probe.
+pub fn open_probed(
+    platform: &HipPlatform,
+    described: &HipDeviceInfo,
+) -> Result<HipDevice, ProbeError> {
     let runtime = platform.runtime_version;
     let gpu = Arc::new(Gpu {
-        hip,
-        ordinal,
+        hip: Hip::load()?,
+        ordinal: described.ordinal,
         id: kernelhub_runtime::device::unique_id(),
         info: device_info_for(
             described,

@@ -33,7 +33,7 @@ pub mod result;
 pub mod sys;
 pub mod version;
 
-pub use device::{HipDevice, HipQueue, open, with_stream};
+pub use device::{HipDevice, HipQueue, open, open_probed, with_stream};
 pub use error::{HipError, LibraryError, codes};
 pub use probe::{HipDeviceInfo, HipPlatform, ProbeError, probe, probe_with};
 pub use properties::{DeviceProperties, PropertiesLayout};

@@ -344,37 +344,12 @@ impl Hip {
         self.check("hipFree", unsafe { (self.lib.hipFree)(address) })
     }
 
-    /// `hipMemcpyHtoD`: copies `src` to device memory at `dst`, blocking.
-    ///
-    /// # Safety
-    /// `dst` is device memory with at least `src.len()` bytes.
-    pub unsafe fn memcpy_htod(&self, dst: hipDeviceptr_t, src: &[u8]) -> Result<(), HipError> {
-        // SAFETY: HIP only reads `src` (the C signature lacks `const`);
-        // `dst` is the caller's contract.
-        let code = unsafe {
-            (self.lib.hipMemcpyHtoD)(dst, src.as_ptr().cast_mut().cast::<c_void>(), src.len())
-        };
-        self.check("hipMemcpyHtoD", code)
-    }
-
-    /// `hipMemcpyDtoH`: copies `dst.len()` bytes from device memory at
-    /// `src` into `dst`, blocking.
-    ///
-    /// # Safety
-    /// `src` is device memory with at least `dst.len()` bytes.
-    pub unsafe fn memcpy_dtoh(&self, dst: &mut [u8], src: hipDeviceptr_t) -> Result<(), HipError> {
-        // SAFETY: `dst` is a valid writable host buffer of its length; `src`
-        // is the caller's contract.
-        let code =
-            unsafe { (self.lib.hipMemcpyDtoH)(dst.as_mut_ptr().cast::<c_void>(), src, dst.len()) };
-        self.check("hipMemcpyDtoH", code)
-    }
-
     /// `hipMemcpyHtoDAsync`: queues a copy of `src` to `dst` on `stream`.
     ///
     /// # Safety
-    /// As [`Hip::memcpy_htod`], and `src` stays alive and unchanged until
-    /// the stream has passed the copy (e.g. [`Hip::stream_synchronize`]).
+    /// `dst` is device memory with at least `src.len()` bytes, and `src`
+    /// stays alive and unchanged until the stream has passed the copy (e.g.
+    /// [`Hip::stream_synchronize`]).
     pub unsafe fn memcpy_htod_async(
         &self,
         dst: hipDeviceptr_t,
@@ -396,8 +371,9 @@ impl Hip {
     /// `hipMemcpyDtoHAsync`: queues a copy from `src` into `dst` on `stream`.
     ///
     /// # Safety
-    /// As [`Hip::memcpy_dtoh`], and `dst` stays alive, and is neither read
-    /// nor written by the host, until the stream has passed the copy.
+    /// `src` is device memory with at least `dst.len()` bytes, and `dst`
+    /// stays alive, and is neither read nor written by the host, until the
+    /// stream has passed the copy.
     pub unsafe fn memcpy_dtoh_async(
         &self,
         dst: &mut [u8],
@@ -411,26 +387,12 @@ impl Hip {
         self.check("hipMemcpyDtoHAsync", code)
     }
 
-    /// `hipMemsetD8`: sets `count` bytes at `dst` to `value`.
+    /// `hipMemsetD8Async`: queues setting `count` bytes at `dst` to `value`
+    /// on `stream`.
     ///
     /// # Safety
-    /// `dst` is device memory with at least `count` bytes.
-    pub unsafe fn memset_d8(
-        &self,
-        dst: hipDeviceptr_t,
-        value: u8,
-        count: usize,
-    ) -> Result<(), HipError> {
-        // SAFETY: per the caller's contract.
-        self.check("hipMemsetD8", unsafe {
-            (self.lib.hipMemsetD8)(dst, value, count)
-        })
-    }
-
-    /// `hipMemsetD8Async`: queues [`Hip::memset_d8`] on `stream`.
-    ///
-    /// # Safety
-    /// As [`Hip::memset_d8`], until the stream has passed the memset.
+    /// `dst` is device memory with at least `count` bytes until the stream
+    /// has passed the memset.
     pub unsafe fn memset_d8_async(
         &self,
         dst: hipDeviceptr_t,
@@ -445,15 +407,6 @@ impl Hip {
     }
 
     // ---- streams ------------------------------------------------------------
-
-    /// `hipStreamCreate`: a new stream on the current device.
-    pub fn stream_create(&self) -> Result<hipStream_t, HipError> {
-        let mut stream: hipStream_t = ptr::null_mut();
-        // SAFETY: valid out-pointer.
-        let code = unsafe { (self.lib.hipStreamCreate)(&mut stream) };
-        self.check("hipStreamCreate", code)?;
-        Ok(stream)
-    }
 
     /// `hipStreamCreateWithFlags`, e.g. with [`sys::hipStreamNonBlocking`].
     pub fn stream_create_with_flags(&self, flags: u32) -> Result<hipStream_t, HipError> {

@@ -188,10 +188,6 @@ hip_api! {
         fn hipMalloc(ptr: *mut *mut c_void, size: usize) -> hipError_t;
         /// `hipError_t hipFree(void* ptr)`.
         fn hipFree(ptr: *mut c_void) -> hipError_t;
-        /// `hipError_t hipMemcpyHtoD(hipDeviceptr_t dst, void* src, size_t sizeBytes)`.
-        fn hipMemcpyHtoD(dst: hipDeviceptr_t, src: *mut c_void, sizeBytes: usize) -> hipError_t;
-        /// `hipError_t hipMemcpyDtoH(void* dst, hipDeviceptr_t src, size_t sizeBytes)`.
-        fn hipMemcpyDtoH(dst: *mut c_void, src: hipDeviceptr_t, sizeBytes: usize) -> hipError_t;
         /// `hipError_t hipMemcpyHtoDAsync(hipDeviceptr_t dst, void* src, size_t sizeBytes, hipStream_t stream)`.
         fn hipMemcpyHtoDAsync(
             dst: hipDeviceptr_t,
@@ -206,8 +202,6 @@ hip_api! {
             sizeBytes: usize,
             stream: hipStream_t,
         ) -> hipError_t;
-        /// `hipError_t hipMemsetD8(hipDeviceptr_t dest, unsigned char value, size_t count)`.
-        fn hipMemsetD8(dest: hipDeviceptr_t, value: u8, count: usize) -> hipError_t;
         /// `hipError_t hipMemsetD8Async(hipDeviceptr_t dest, unsigned char value, size_t count, hipStream_t stream)`.
         fn hipMemsetD8Async(
             dest: hipDeviceptr_t,
@@ -215,8 +209,6 @@ hip_api! {
             count: usize,
             stream: hipStream_t,
         ) -> hipError_t;
-        /// `hipError_t hipStreamCreate(hipStream_t* stream)`.
-        fn hipStreamCreate(stream: *mut hipStream_t) -> hipError_t;
         /// `hipError_t hipStreamCreateWithFlags(hipStream_t* stream, unsigned int flags)`.
         fn hipStreamCreateWithFlags(stream: *mut hipStream_t, flags: c_uint) -> hipError_t;
         /// `hipError_t hipStreamDestroy(hipStream_t stream)`.

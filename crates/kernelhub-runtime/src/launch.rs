@@ -1,5 +1,6 @@
-//! What every backend does between "give me op X at dtype D" and the driver
-//! call: find the op's signature and chosen entry, evaluate the manifest's
+//! What every backend does between "load this plan" or "give me op X at
+//! dtype D" and the driver call: pair the plan's artifacts with their
+//! verified bytes, find the op's signature and chosen entry, evaluate the manifest's
 //! launch geometry from the call's integer scalars, and (for the native
 //! backends) lay the arguments out the way `cuLaunchKernel` and
 //! `hipModuleLaunchKernel` read them.
@@ -7,11 +8,51 @@
 use std::ffi::c_void;
 
 use kernelhub_manifest::expr::Expr;
-use kernelhub_manifest::kernel::{Dtype, Entry, KernelManifest, Op as Signature};
+use kernelhub_manifest::kernel::{Artifact, Dtype, Entry, KernelManifest, Op as Signature};
 
 use crate::args::{Checked, Scalar, Sizes};
-use crate::device::{Arg, RuntimeError, describe};
+use crate::device::{Arg, RuntimeError, VerifiedArtifact, describe};
 use crate::select::{OpChoice, explain_uncovered};
+
+/// The distinct artifacts `choices` chose, ascending: what a load reads,
+/// verifies and hands to a backend.
+pub fn chosen_indices(choices: &[OpChoice]) -> Vec<usize> {
+    let mut chosen: Vec<usize> = choices.iter().filter_map(|c| c.chosen).collect();
+    chosen.sort_unstable();
+    chosen.dedup();
+    chosen
+}
+
+/// Each artifact `choices` chose, with its verified bytes from `artifacts`,
+/// for [`crate::Device::load`]; an error naming the artifact and `device`
+/// where the plan and the bytes passed do not agree.
+pub fn chosen_artifacts<'a>(
+    manifest: &'a KernelManifest,
+    choices: &[OpChoice],
+    artifacts: &'a [VerifiedArtifact],
+    device: &str,
+) -> Result<Vec<(&'a Artifact, &'a VerifiedArtifact)>, RuntimeError> {
+    chosen_indices(choices)
+        .into_iter()
+        .map(|index| {
+            let artifact = manifest.artifacts.get(index).ok_or_else(|| {
+                RuntimeError::NoOp(format!(
+                    "the plan names artifact {index}, which the manifest lacks"
+                ))
+            })?;
+            let verified =
+                artifacts
+                    .iter()
+                    .find(|a| a.index == index)
+                    .ok_or_else(|| RuntimeError::Load {
+                        path: artifact.path.get_ref().clone(),
+                        device: device.to_string(),
+                        reason: "its verified bytes were not passed to `load`".into(),
+                    })?;
+            Ok((artifact, verified))
+        })
+        .collect()
+}
 
 /// An (op, dtype) found in a loaded kernel: its signature, the artifact
 /// chosen for it and that artifact's entry.

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use kernelhub_manifest::kernel::{Backend, Dtype, Entry, Format, KernelManifest};
 
 use crate::device::VerifiedArtifact;
-use crate::launch::{FoundOp, KernelParams, check_call, dims, find_op, param_name};
+use crate::launch::{
+    FoundOp, KernelParams, check_call, chosen_artifacts, dims, find_op, param_name,
+};
 use crate::select::OpChoice;
 use crate::{Arg, Buffer, Device, DeviceInfo, Kernel, Op, RuntimeError};
 
@@ -212,26 +214,10 @@ impl<Q: NativeQueue> Device for NativeDevice<Q> {
         artifacts: Vec<VerifiedArtifact>,
     ) -> Result<Arc<dyn Kernel>, RuntimeError> {
         let mut modules = HashMap::new();
-        let mut chosen: Vec<usize> = choices.iter().filter_map(|c| c.chosen).collect();
-        chosen.sort_unstable();
-        chosen.dedup();
         let device = &self.queue.info().name;
-        for index in chosen {
-            let artifact = manifest.artifacts.get(index).ok_or_else(|| {
-                RuntimeError::NoOp(format!(
-                    "the plan names artifact {index}, which the manifest lacks"
-                ))
-            })?;
+        for (artifact, verified) in chosen_artifacts(&manifest, &choices, &artifacts, device)? {
+            let (index, bytes) = (verified.index, &verified.bytes);
             let path = artifact.path.get_ref();
-            let bytes = artifacts
-                .iter()
-                .find(|a| a.index == index)
-                .map(|a| &a.bytes)
-                .ok_or_else(|| RuntimeError::Load {
-                    path: path.clone(),
-                    device: device.clone(),
-                    reason: "its verified bytes were not passed to `load`".into(),
-                })?;
             let module = self
                 .queue
                 .load_module(*artifact.format.get_ref(), bytes)

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use kernelhub_manifest::kernel::{Dtype, Entry, Format, KernelManifest};
 use kernelhub_runtime::args::Scalar;
 use kernelhub_runtime::device::VerifiedArtifact;
-use kernelhub_runtime::launch::{FoundOp, check_call, dims, find_op, param_name};
+use kernelhub_runtime::launch::{FoundOp, check_call, chosen_artifacts, dims, find_op, param_name};
 use kernelhub_runtime::select::OpChoice;
 use kernelhub_runtime::{Arg, DeviceInfo, Kernel, Op, RuntimeError};
 
@@ -35,26 +35,17 @@ impl WgslKernel {
         choices: Vec<OpChoice>,
         artifacts: Vec<VerifiedArtifact>,
     ) -> Result<Self, RuntimeError> {
-        let artifacts: HashMap<usize, Arc<[u8]>> =
-            artifacts.into_iter().map(|a| (a.index, a.bytes)).collect();
-        for index in choices.iter().filter_map(|c| c.chosen) {
-            let artifact = manifest.artifacts.get(index).ok_or_else(|| {
-                RuntimeError::NoOp(format!(
-                    "the plan names artifact {index}, which the manifest lacks"
-                ))
-            })?;
-            let load_error = |reason: &str| RuntimeError::Load {
-                path: artifact.path.get_ref().clone(),
-                device: shared.info.name.clone(),
-                reason: reason.to_string(),
-            };
+        for (artifact, _) in chosen_artifacts(&manifest, &choices, &artifacts, &shared.info.name)? {
             if *artifact.format.get_ref() != Format::Wgsl {
-                return Err(load_error("the wgpu backend runs WGSL artifacts only"));
-            }
-            if !artifacts.contains_key(&index) {
-                return Err(load_error("its verified bytes were not passed to `load`"));
+                return Err(RuntimeError::Load {
+                    path: artifact.path.get_ref().clone(),
+                    device: shared.info.name.clone(),
+                    reason: "the wgpu backend runs WGSL artifacts only".into(),
+                });
             }
         }
+        let artifacts: HashMap<usize, Arc<[u8]>> =
+            artifacts.into_iter().map(|a| (a.index, a.bytes)).collect();
         Ok(WgslKernel {
             shared,
             manifest,

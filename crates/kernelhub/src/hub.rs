@@ -15,6 +15,8 @@ use std::sync::Arc;
 
 use kernelhub_hub::env::KERNELHUB_BACKEND;
 use kernelhub_manifest::kernel::{Backend, Dtype, KernelManifest};
+use kernelhub_runtime::device::VerifiedArtifact;
+use kernelhub_runtime::launch::chosen_indices;
 use kernelhub_runtime::select::{OpChoice, choose_refusing};
 use kernelhub_runtime::{Device, Kernel, Op, RuntimeError};
 
@@ -153,7 +155,7 @@ impl Hub {
                 .push((Backend::Cuda, format!("GPU #{ordinal}: {error}")));
         }
         for device in &platform.devices {
-            match kernelhub_cuda::open(device.ordinal) {
+            match kernelhub_cuda::open_probed(device, platform.driver()) {
                 Ok(opened) => self.devices.push(Arc::new(opened)),
                 Err(e) => self
                     .unavailable
@@ -185,7 +187,7 @@ impl Hub {
                 .push((Backend::Rocm, format!("GPU #{ordinal}: {error}")));
         }
         for device in &platform.devices {
-            match kernelhub_hip::open(device.ordinal) {
+            match kernelhub_hip::open_probed(&platform, device) {
                 Ok(opened) => self.devices.push(Arc::new(opened)),
                 Err(e) => self.unavailable.push((
                     Backend::Rocm,
@@ -251,8 +253,10 @@ impl Hub {
     pub fn load(&self, source: &KernelSource) -> Result<LoadedKernel, LoadError> {
         let manifest = source.manifest()?;
         let mut refused = vec![BTreeMap::new(); self.devices.len()];
+        // Bytes read and verified in an earlier round, not read again.
+        let mut verified = BTreeMap::new();
         loop {
-            match self.try_load(source, &manifest, &refused)? {
+            match self.try_load(source, &manifest, &refused, &mut verified)? {
                 Round::Loaded(loaded) => return Ok(loaded),
                 // Each round refuses an artifact that was chosen, so not
                 // refused before: the loop ends.
@@ -284,6 +288,7 @@ impl Hub {
         source: &KernelSource,
         manifest: &Arc<KernelManifest>,
         refused: &[BTreeMap<usize, String>],
+        verified: &mut BTreeMap<usize, VerifiedArtifact>,
     ) -> Result<Round, LoadError> {
         let plans = self.plans_refusing(manifest, refused);
         let Some(best) = plans.first().filter(|p| p.covered() > 0) else {
@@ -310,13 +315,18 @@ impl Hub {
                 reasons,
             });
         };
-        let mut chosen: Vec<usize> = best.choices.iter().filter_map(|c| c.chosen).collect();
-        chosen.sort_unstable();
-        chosen.dedup();
+        let chosen = chosen_indices(&best.choices);
         let mut artifacts = Vec::with_capacity(chosen.len());
         for index in chosen {
-            let verified = source.verified_artifact(manifest, index)?;
-            artifacts.push(verified);
+            let artifact = match verified.get(&index) {
+                Some(artifact) => artifact.clone(),
+                None => {
+                    let artifact = source.verified_artifact(manifest, index)?;
+                    verified.insert(index, artifact.clone());
+                    artifact
+                }
+            };
+            artifacts.push(artifact);
         }
         let device = self.devices[best.device].clone();
         match device.load(manifest.clone(), best.choices.clone(), artifacts) {
