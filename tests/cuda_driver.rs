@@ -3,9 +3,11 @@
 //! without it the backend is tested only as far as "cannot open
 //! libcuda.so.1". Here it runs through its driver calls: `kernelhub doctor`
 //! lists the fake GPU; a launch reaches `cuLaunchKernel` with the parameter
-//! block the PTX declares (read back by the fake); and the driver's own
+//! block the PTX declares (read back by the fake); the driver's own
 //! faults (no GPU, a driver older than the PTX, PTX ISA newer than the
-//! JIT, a cubin for another SM) end in a WGSL fallback with the reason.
+//! JIT, a cubin for another SM) end in a WGSL fallback with the reason;
+//! and with two GPUs no context is retained before it is needed, and every
+//! call runs in its GPU's context and leaves the thread's as it was.
 //!
 //! Every process here opens the fake (`KERNELHUB_CUDA_LIBRARY`), never a
 //! real driver, and no HIP runtime (`KERNELHUB_HIP_LIBRARY` names a file
@@ -22,7 +24,7 @@ use kernelhub_tests::fake_cuda;
 
 #[path = "support/fake_driver.rs"]
 mod fake_driver;
-use fake_driver::{FakeDriver, copy_dir, f32_bytes, lines, reasons, text};
+use fake_driver::{FakeDriver, copy_dir, lines, memory_round_trips, reasons, text};
 
 /// The fake NVIDIA driver, and no HIP runtime.
 const FAKE: FakeDriver = FakeDriver {
@@ -35,7 +37,11 @@ const FAKE: FakeDriver = FakeDriver {
         "FAKE_CUDA_SM",
         "FAKE_CUDA_DRIVER",
         "FAKE_CUDA_LAUNCH_LOG",
+        "FAKE_CUDA_CALL_LOG",
     ],
+    call_log: "FAKE_CUDA_CALL_LOG",
+    launch_log: "FAKE_CUDA_LAUNCH_LOG",
+    launch_place: " context=0",
     child_var: "KERNELHUB_TESTS_FAKE_CUDA_CHILD",
     what: "driver",
 };
@@ -335,166 +341,178 @@ fn a_cubin_for_another_gpu_is_refused_by_the_driver() {
 /// and block from the manifest and each parameter where the PTX reads it.
 #[test]
 fn hub_new_launches_the_ptx_on_the_fake_gpu() {
-    const NAME: &str = "hub_new_launches_the_ptx_on_the_fake_gpu";
-    if !FAKE.is_child(NAME) {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("launches.log");
-        FAKE.run_child(NAME, &[("FAKE_CUDA_LAUNCH_LOG", log.to_str().unwrap())]);
+    let Some((log, _)) = FAKE.in_child_with_logs("hub_new_launches_the_ptx_on_the_fake_gpu", &[])
+    else {
         return;
-    }
-    let log = PathBuf::from(std::env::var("FAKE_CUDA_LAUNCH_LOG").unwrap());
-    let hub = Hub::new().unwrap();
-    let info = hub.devices()[0].info();
-    assert_eq!(
-        (info.backend, info.name.as_str(), info.kind.as_str()),
+    };
+    FAKE.hub_new_launches_on_the_gpu(
+        &log,
         (
             Backend::Cuda,
             "kernelhub fake GPU",
-            "sm_80, 1024 MiB, CUDA driver 12.4"
-        )
+            "sm_80, 1024 MiB, CUDA driver 12.4",
+        ),
+        "build/cuda/activation_sm80.ptx",
+    );
+}
+
+/// The same on a `CudaDevice` the test holds, so device addresses can be
+/// compared: each parameter is where the PTX's `.param` list puts it (the
+/// fake reads each at the size the PTX declares).
+#[test]
+fn launch_parameters_are_what_the_ptx_declares() {
+    let Some((log, _)) =
+        FAKE.in_child_with_logs("launch_parameters_are_what_the_ptx_declares", &[])
+    else {
+        return;
+    };
+    let cuda = Arc::new(kernelhub_cuda::open(0).unwrap());
+    FAKE.launch_parameters_reach_the_driver(
+        cuda.clone(),
+        &|buffer| cuda.device_ptr(buffer).unwrap(),
+        &log,
+        // What C's %.9g prints for 1.5e-5f32.
+        "1.49999996e-05",
+    );
+}
+
+#[test]
+fn memory_round_trips_through_the_driver() {
+    if FAKE.in_child("memory_round_trips_through_the_driver", &[]) {
+        memory_round_trips(&kernelhub_cuda::open(0).unwrap());
+    }
+}
+
+/// Two GPUs. `Hub::new()` retains no context until a kernel is loaded, and
+/// then only the chosen GPU's. On a thread that has GPU 0's context current
+/// (as an engine's thread would), every call on GPU 1 runs in GPU 1's
+/// context — its stream, its module (the fake, like the driver, ties both
+/// to the context they were made in and refuses them elsewhere), its
+/// launch — and the thread has GPU 0's context back after each; a thread
+/// with no context keeps GPU 1's, so its next call switches nothing; the
+/// module is unloaded in its context after a synchronisation, and the
+/// context released when the last of kernelhub's users of it goes.
+#[test]
+fn each_call_runs_in_its_gpus_context_and_restores_the_threads() {
+    let Some((launches, calls)) = FAKE.in_child_with_logs(
+        "each_call_runs_in_its_gpus_context_and_restores_the_threads",
+        &[("FAKE_CUDA_DEVICES", "2")],
+    ) else {
+        return;
+    };
+    let retained = |gpu: u8| {
+        lines(&calls)
+            .iter()
+            .filter(|c| **c == format!("cuDevicePrimaryCtxRetain {gpu}"))
+            .count()
+    };
+
+    let hub = Hub::new().unwrap();
+    assert_eq!(hub.devices().len() - 1, 2, "two GPUs and the WGSL fallback");
+    assert_eq!(
+        lines(&calls),
+        Vec::<String>::new(),
+        "probing retains nothing"
     );
     let loaded = hub
         .load(&KernelSource::Embedded("activation".into()))
         .unwrap();
     assert_eq!(loaded.device().info().backend, Backend::Cuda);
-    let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
-    assert_eq!(op.artifact(), "build/cuda/activation_sm80.ptx");
-    let device = loaded.device();
-    let out = device.alloc(3 * 5 * 4).unwrap();
-    let input = device
-        .upload(&f32_bytes((0..30).map(|i| i as f32)))
-        .unwrap();
-    op.launch(&[
-        Arg::tensor(&out, Dtype::F32),
-        Arg::tensor(&input, Dtype::F32),
-        3u32.into(),
-        5u32.into(),
-    ])
-    .unwrap();
-    device.synchronize().unwrap();
-    let lines = lines(&log);
-    assert_eq!(lines.len(), 1, "{lines:?}");
-    let prefix = "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0 params=0x";
+    assert_eq!((retained(0), retained(1)), (1, 0), "{:?}", lines(&calls));
+    drop((loaded, hub));
     assert!(
-        lines[0].starts_with(prefix) && lines[0].ends_with(",3,5"),
-        "{lines:?}"
+        lines(&calls).ends_with(&["cuDevicePrimaryCtxRelease 0".to_string()]),
+        "{:?}",
+        lines(&calls)
     );
-}
 
-/// The same on a `CudaDevice` the test holds, so device addresses can be
-/// compared: tensors pass as their buffer's address plus their offset,
-/// 32-bit scalars (u32, f32) in the first four bytes of their slot, and a
-/// refused launch reaches no driver call.
-#[test]
-fn launch_parameters_are_what_the_ptx_declares() {
-    const NAME: &str = "launch_parameters_are_what_the_ptx_declares";
-    if !FAKE.is_child(NAME) {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("launches.log");
-        FAKE.run_child(NAME, &[("FAKE_CUDA_LAUNCH_LOG", log.to_str().unwrap())]);
-        return;
-    }
-    let log = PathBuf::from(std::env::var("FAKE_CUDA_LAUNCH_LOG").unwrap());
-    let cuda = Arc::new(kernelhub_cuda::open(0).unwrap());
-    let hub = Hub::with_devices(vec![cuda.clone() as Arc<dyn Device>]);
+    let gpu0 = kernelhub_cuda::open(0).unwrap();
+    let gpu1 = Arc::new(kernelhub_cuda::open(1).unwrap());
+    // This thread had no context: it keeps GPU 0's, like an engine's.
+    let buffer = gpu0.upload(&[1, 2, 3]).unwrap();
+    let before = lines(&calls).len();
+    let hub = Hub::with_devices(vec![gpu1.clone() as Arc<dyn Device>]);
     let loaded = hub
         .load(&KernelSource::Embedded("activation".into()))
         .unwrap();
     let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
-    let out = cuda.alloc(3 * 5 * 4).unwrap();
-    // The input starts 16 bytes into its buffer.
-    let input = cuda.upload(&[0u8; 16 + 3 * 10 * 4]).unwrap();
-    let (out_at, input_at) = (
-        cuda.device_ptr(&out).unwrap(),
-        cuda.device_ptr(&input).unwrap(),
-    );
-    op.launch(&[
-        Arg::tensor(&out, Dtype::F32),
-        Arg::tensor_at(&input, 16, Dtype::F32),
-        3u32.into(),
-        5u32.into(),
-    ])
-    .unwrap();
-    assert_eq!(
-        lines(&log),
-        [format!(
-            "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0 params={out_at:#x},{:#x},3,5",
-            input_at + 16
-        )]
-    );
-
-    // Misaligned for f32: refused before any driver call.
-    let error = op
-        .launch(&[
+    let out = gpu1.alloc(3 * 5 * 4).unwrap();
+    let input = gpu1.alloc(3 * 10 * 4).unwrap();
+    let launch = || {
+        op.launch(&[
             Arg::tensor(&out, Dtype::F32),
-            Arg::tensor_at(&input, 2, Dtype::F32),
+            Arg::tensor(&input, Dtype::F32),
             3u32.into(),
             5u32.into(),
         ])
-        .unwrap_err()
-        .to_string();
+    };
+    launch().unwrap();
+    let after: Vec<String> = lines(&calls).split_off(before);
     assert!(
-        error.contains("parameter `input` starts at device address 0x")
-            && error.contains("(byte 2 of its buffer), not a multiple of its 4-byte elements"),
-        "{error}"
+        after.contains(&"cuModuleLoadDataEx context=1".to_string())
+            && after.contains(&"cuStreamCreate context=1".to_string()),
+        "{after:?}"
     );
-    assert_eq!(
-        lines(&log).len(),
-        1,
-        "the misaligned launch must not reach the driver"
-    );
-
-    // An f32 scalar: rms_norm's eps, between the tensors and the sizes.
-    let loaded = hub.load(&KernelSource::Embedded("rmsnorm".into())).unwrap();
-    let op = loaded.op("rms_norm", Dtype::F32).unwrap();
-    let x = cuda.alloc(2 * 8 * 4).unwrap();
-    let y = cuda.alloc(2 * 8 * 4).unwrap();
-    let weight = cuda.alloc(8 * 4).unwrap();
-    op.launch(&[
-        Arg::tensor(&y, Dtype::F32),
-        Arg::tensor(&x, Dtype::F32),
-        Arg::tensor(&weight, Dtype::F32),
-        1.5e-5f32.into(),
-        2u32.into(),
-        8u32.into(),
-    ])
-    .unwrap();
-    let lines = lines(&log);
-    assert_eq!(
-        lines[1],
-        format!(
-            "rms_norm_f32 grid=2,1,1 block=256,1,1 shared=0 params={:#x},{:#x},{:#x},{},2,8",
-            cuda.device_ptr(&y).unwrap(),
-            cuda.device_ptr(&x).unwrap(),
-            cuda.device_ptr(&weight).unwrap(),
-            // What C's %.9g prints for 1.5e-5f32.
-            "1.49999996e-05"
-        )
-    );
-}
-
-/// Memory goes through the driver's copies: bytes come back as uploaded,
-/// from any offset, and a new buffer reads as zeros (the fake fills fresh
-/// allocations with 0xa5, so the zeros are the backend's memset).
-#[test]
-fn memory_round_trips_through_the_driver() {
-    if !FAKE.in_child("memory_round_trips_through_the_driver", &[]) {
-        return;
+    let switches: Vec<&String> = after
+        .iter()
+        .filter(|c| c.starts_with("cuCtxSetCurrent"))
+        .collect();
+    assert!(switches.len() >= 2, "{after:?}");
+    for pair in switches.chunks(2) {
+        assert_eq!(
+            pair,
+            ["cuCtxSetCurrent 1", "cuCtxSetCurrent 0"],
+            "{after:?}"
+        );
     }
-    let cuda = kernelhub_cuda::open(0).unwrap();
-    let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-    let buffer = cuda.upload(&bytes).unwrap();
-    assert_eq!(cuda.download(&buffer, 0, 1000).unwrap(), bytes);
-    assert_eq!(cuda.download(&buffer, 10, 20).unwrap(), &bytes[10..30]);
-    assert!(cuda.download(&buffer, 990, 20).is_err(), "past the end");
-    // Any thread: each call makes the context current on its own thread.
-    let copied = std::thread::scope(|s| s.spawn(|| cuda.download(&buffer, 0, 1000)).join());
-    assert_eq!(copied.unwrap().unwrap(), bytes);
-    let zeros = cuda.alloc(4096).unwrap();
-    assert_eq!(cuda.download(&zeros, 0, 4096).unwrap(), vec![0u8; 4096]);
-    let empty = cuda.upload(&[]).unwrap();
-    assert_eq!(cuda.download(&empty, 0, 0).unwrap(), Vec::<u8>::new());
-    // Freed through cuMemFree_v2 (the fake refuses unknown addresses).
-    drop((buffer, zeros, empty));
-    cuda.synchronize().unwrap();
+    // Still on GPU 0's context: no switch for GPU 0's work.
+    let before = lines(&calls).len();
+    assert_eq!(gpu0.download(&buffer, 0, 3).unwrap(), [1, 2, 3]);
+    assert_eq!(lines(&calls).split_off(before), Vec::<String>::new());
+
+    // A thread with no context current keeps GPU 1's.
+    let before = lines(&calls).len();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            launch().unwrap();
+            launch().unwrap();
+        })
+        .join()
+    })
+    .unwrap();
+    assert_eq!(lines(&calls).split_off(before), ["cuCtxSetCurrent 1"]);
+    let logged = lines(&launches);
+    assert_eq!(logged.len(), 3, "{logged:?}");
+    for line in &logged {
+        assert!(line.contains(" context=1 params="), "{logged:?}");
+    }
+
+    // The module goes in GPU 1's context, once its work is done; the
+    // stream and the context when the device goes.
+    let before = lines(&calls).len();
+    drop((op, out, input, loaded, hub));
+    let expected = [
+        "cuCtxSetCurrent 1",
+        "cuCtxSynchronize context=1",
+        "cuModuleUnload context=1",
+        "cuCtxSetCurrent 0",
+    ];
+    assert!(
+        lines(&calls)
+            .split_off(before)
+            .ends_with(&expected.map(String::from)),
+        "{:?}",
+        lines(&calls)
+    );
+    let before = lines(&calls).len();
+    drop(gpu1);
+    assert_eq!(
+        lines(&calls).split_off(before),
+        [
+            "cuCtxSetCurrent 1",
+            "cuStreamDestroy context=1",
+            "cuCtxSetCurrent 0",
+            "cuDevicePrimaryCtxRelease 1"
+        ]
+    );
 }

@@ -19,13 +19,13 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kernelhub::{Arg, Backend, Device, Dtype, Hub, KernelSource};
+use kernelhub::{Arg, Backend, Buffer, Device, Dtype, Hub, KernelSource};
 use kernelhub_hip::sys::HipLib;
 use kernelhub_tests::fake_hip;
 
 #[path = "support/fake_driver.rs"]
 mod fake_driver;
-use fake_driver::{FakeDriver, copy_dir, f32_bytes, lines, reasons, text};
+use fake_driver::{FakeDriver, copy_dir, f32_bytes, lines, memory_round_trips, reasons, text};
 
 /// The fake HIP runtime, and no CUDA driver.
 const FAKE: FakeDriver = FakeDriver {
@@ -40,6 +40,9 @@ const FAKE: FakeDriver = FakeDriver {
         "FAKE_HIP_LAUNCH_LOG",
         "FAKE_HIP_CALL_LOG",
     ],
+    call_log: "FAKE_HIP_CALL_LOG",
+    launch_log: "FAKE_HIP_LAUNCH_LOG",
+    launch_place: " stream=1 device=0",
     child_var: "KERNELHUB_TESTS_FAKE_HIP_CHILD",
     what: "runtime",
 };
@@ -61,11 +64,6 @@ fn doctor(project: &Path, args: &[&str], settings: &[(&str, &str)]) -> String {
         text(&output.stderr)
     );
     stdout
-}
-
-/// The path of a log named in the environment (a child's settings).
-fn log_from_env(name: &str) -> PathBuf {
-    PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("{name} is set")))
 }
 
 /// The part of `doctor`'s output about kernel `name`: its line and the
@@ -364,123 +362,52 @@ fn an_hsaco_the_runtime_refuses_falls_back_to_wgsl() {
 /// runtime with grid and block from the manifest, on kernelhub's stream.
 #[test]
 fn hub_new_launches_the_hsaco_on_the_fake_gpu() {
-    const NAME: &str = "hub_new_launches_the_hsaco_on_the_fake_gpu";
-    if !FAKE.is_child(NAME) {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("launches.log");
-        FAKE.run_child(NAME, &[("FAKE_HIP_LAUNCH_LOG", log.to_str().unwrap())]);
+    let Some((log, _)) = FAKE.in_child_with_logs("hub_new_launches_the_hsaco_on_the_fake_gpu", &[])
+    else {
         return;
-    }
-    let log = log_from_env("FAKE_HIP_LAUNCH_LOG");
-    let hub = Hub::new().unwrap();
-    let info = hub.devices()[0].info();
-    assert_eq!(
-        (info.backend, info.name.as_str(), info.kind.as_str()),
+    };
+    FAKE.hub_new_launches_on_the_gpu(
+        &log,
         (
             Backend::Rocm,
             "kernelhub fake AMD GPU",
-            "gfx90a:sramecc+:xnack-, 1024 MiB, HIP 5.2"
-        )
-    );
-    let loaded = hub
-        .load(&KernelSource::Embedded("activation".into()))
-        .unwrap();
-    assert_eq!(loaded.device().info().backend, Backend::Rocm);
-    let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
-    assert_eq!(op.artifact(), "build/rocm/activation_gfx90a.hsaco");
-    let device = loaded.device();
-    let out = device.alloc(3 * 5 * 4).unwrap();
-    let input = device
-        .upload(&f32_bytes((0..30).map(|i| i as f32)))
-        .unwrap();
-    op.launch(&[
-        Arg::tensor(&out, Dtype::F32),
-        Arg::tensor(&input, Dtype::F32),
-        3u32.into(),
-        5u32.into(),
-    ])
-    .unwrap();
-    device.synchronize().unwrap();
-    let launches = lines(&log);
-    assert_eq!(launches.len(), 1, "{launches:?}");
-    let prefix = "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0 stream=1 device=0 params=0x";
-    assert!(
-        launches[0].starts_with(prefix) && launches[0].ends_with(",3,5"),
-        "{launches:?}"
+            "gfx90a:sramecc+:xnack-, 1024 MiB, HIP 5.2",
+        ),
+        "build/rocm/activation_gfx90a.hsaco",
     );
 }
 
 /// (d) The same on a `HipDevice` the test holds, so device addresses can
-/// be compared: tensors pass as their buffer's address plus their offset
-/// and 32-bit scalars in their 4-byte slots, as the code object's metadata
-/// note declares (`global_buffer` of 8 bytes, `by_value` of 4); a refused
-/// launch reaches no runtime call; a grid beyond one block dimension is cut
-/// by `ceil_div(d, 2048)`; an f32 scalar is its bits in a 4-byte slot.
+/// be compared: arguments are where the code object's metadata note puts
+/// them (`global_buffer` of 8 bytes, `by_value` of 4; an f32 is its bits,
+/// which the fake prints as an integer); a grid beyond one block dimension
+/// is cut by `ceil_div(d, 2048)`.
 #[test]
 fn launch_arguments_are_what_the_code_object_declares() {
-    const NAME: &str = "launch_arguments_are_what_the_code_object_declares";
-    if !FAKE.is_child(NAME) {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("launches.log");
-        FAKE.run_child(NAME, &[("FAKE_HIP_LAUNCH_LOG", log.to_str().unwrap())]);
+    let Some((log, _)) =
+        FAKE.in_child_with_logs("launch_arguments_are_what_the_code_object_declares", &[])
+    else {
         return;
-    }
-    let log = log_from_env("FAKE_HIP_LAUNCH_LOG");
+    };
     let hip = Arc::new(kernelhub_hip::open(0).unwrap());
+    let device_ptr = |buffer: &Buffer| hip.device_ptr(buffer).unwrap();
+    FAKE.launch_parameters_reach_the_driver(
+        hip.clone(),
+        &device_ptr,
+        &log,
+        &1.5e-5f32.to_bits().to_string(),
+    );
+
+    // d = 4097 f32 columns: two blocks along y.
     let hub = Hub::with_devices(vec![hip.clone() as Arc<dyn Device>]);
     let loaded = hub
         .load(&KernelSource::Embedded("activation".into()))
         .unwrap();
-    let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
+    let op = loaded.op("gelu_and_mul", Dtype::F32).unwrap();
     assert_eq!(op.artifact(), "build/rocm/activation_gfx90a.hsaco");
-    let out = hip.alloc(3 * 5 * 4).unwrap();
-    // The input starts 16 bytes into its buffer.
-    let input = hip.upload(&[0u8; 16 + 3 * 10 * 4]).unwrap();
-    let (out_at, input_at) = (
-        hip.device_ptr(&out).unwrap(),
-        hip.device_ptr(&input).unwrap(),
-    );
-    op.launch(&[
-        Arg::tensor(&out, Dtype::F32),
-        Arg::tensor_at(&input, 16, Dtype::F32),
-        3u32.into(),
-        5u32.into(),
-    ])
-    .unwrap();
-    assert_eq!(
-        lines(&log),
-        [format!(
-            "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0 stream=1 device=0 params={out_at:#x},{:#x},3,5",
-            input_at + 16
-        )]
-    );
-
-    // Misaligned for f32: refused before any runtime call.
-    let error = op
-        .launch(&[
-            Arg::tensor(&out, Dtype::F32),
-            Arg::tensor_at(&input, 2, Dtype::F32),
-            3u32.into(),
-            5u32.into(),
-        ])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        error.contains("parameter `input` starts at device address 0x")
-            && error.contains("(byte 2 of its buffer), not a multiple of its 4-byte elements"),
-        "{error}"
-    );
-    assert_eq!(
-        lines(&log).len(),
-        1,
-        "the misaligned launch must not reach HIP"
-    );
-
-    // d = 4097 f32 columns: two blocks along y.
     let (tokens, d) = (2u32, 4097u32);
     let wide_out = hip.alloc(u64::from(tokens * d) * 4).unwrap();
     let wide_in = hip.alloc(u64::from(tokens * d) * 8).unwrap();
-    let op = loaded.op("gelu_and_mul", Dtype::F32).unwrap();
     op.launch(&[
         Arg::tensor(&wide_out, Dtype::F32),
         Arg::tensor(&wide_in, Dtype::F32),
@@ -489,95 +416,64 @@ fn launch_arguments_are_what_the_code_object_declares() {
     ])
     .unwrap();
     assert_eq!(
-        lines(&log)[1],
-        format!(
-            "gelu_and_mul_f32 grid=2,3,1 block=256,1,1 shared=0 stream=1 device=0 params={:#x},{:#x},2,4097",
-            hip.device_ptr(&wide_out).unwrap(),
-            hip.device_ptr(&wide_in).unwrap(),
-        )
-    );
-
-    // An f32 scalar: rms_norm's eps, between the tensors and the sizes, in
-    // a 4-byte `by_value` slot (the fake prints its bits as an integer).
-    let loaded = hub.load(&KernelSource::Embedded("rmsnorm".into())).unwrap();
-    let op = loaded.op("rms_norm", Dtype::F32).unwrap();
-    assert_eq!(op.artifact(), "build/rocm/rmsnorm_gfx90a.hsaco");
-    let x = hip.alloc(2 * 8 * 4).unwrap();
-    let y = hip.alloc(2 * 8 * 4).unwrap();
-    let weight = hip.alloc(8 * 4).unwrap();
-    op.launch(&[
-        Arg::tensor(&y, Dtype::F32),
-        Arg::tensor(&x, Dtype::F32),
-        Arg::tensor(&weight, Dtype::F32),
-        1.5e-5f32.into(),
-        2u32.into(),
-        8u32.into(),
-    ])
-    .unwrap();
-    assert_eq!(
         lines(&log)[2],
         format!(
-            "rms_norm_f32 grid=2,1,1 block=256,1,1 shared=0 stream=1 device=0 params={:#x},{:#x},{:#x},{},2,8",
-            hip.device_ptr(&y).unwrap(),
-            hip.device_ptr(&x).unwrap(),
-            hip.device_ptr(&weight).unwrap(),
-            1.5e-5f32.to_bits()
+            "gelu_and_mul_f32 grid=2,3,1 block=256,1,1 shared=0 stream=1 device=0 params={:#x},{:#x},2,4097",
+            device_ptr(&wide_out),
+            device_ptr(&wide_in),
         )
     );
 }
 
-/// (d) Memory goes through the runtime's copies: bytes come back as
-/// uploaded, from any offset and on any thread, and a new buffer reads as
-/// zeros (the fake fills fresh allocations with 0xa5, so the zeros are the
-/// backend's memset).
 #[test]
 fn memory_round_trips_through_the_runtime() {
-    if !FAKE.in_child("memory_round_trips_through_the_runtime", &[]) {
-        return;
+    if FAKE.in_child("memory_round_trips_through_the_runtime", &[]) {
+        memory_round_trips(&kernelhub_hip::open(0).unwrap());
     }
-    let hip = kernelhub_hip::open(0).unwrap();
-    let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
-    let buffer = hip.upload(&bytes).unwrap();
-    assert_eq!(hip.download(&buffer, 0, 1000).unwrap(), bytes);
-    assert_eq!(hip.download(&buffer, 10, 20).unwrap(), &bytes[10..30]);
-    assert!(hip.download(&buffer, 990, 20).is_err(), "past the end");
-    let copied = std::thread::scope(|s| s.spawn(|| hip.download(&buffer, 0, 1000)).join());
-    assert_eq!(copied.unwrap().unwrap(), bytes);
-    let zeros = hip.alloc(4096).unwrap();
-    assert_eq!(hip.download(&zeros, 0, 4096).unwrap(), vec![0u8; 4096]);
-    let empty = hip.upload(&[]).unwrap();
-    assert_eq!(hip.download(&empty, 0, 0).unwrap(), Vec::<u8>::new());
-    // Freed through hipFree (the fake refuses unknown addresses).
-    drop((buffer, zeros, empty));
-    hip.synchronize().unwrap();
 }
 
-/// (g) Two GPUs: every call on GPU 1 runs with GPU 1 current — its stream,
-/// its module (the fake, like HIP, ties both to the device current when
-/// they were made and refuses them elsewhere), its launch — and the thread
-/// gets device 0 back after each, on the calling thread or another. GPU 0
-/// work on a thread already on GPU 0 switches nothing.
+/// (g) Two GPUs: probing both and loading a kernel on GPU 0 makes no
+/// stream, switches no device and leaves GPU 1 alone. Every call on GPU 1
+/// runs with GPU 1 current — its stream, its module (the fake, like HIP,
+/// ties both to the device current when they were made and refuses them
+/// elsewhere), its launch — and the thread gets device 0 back after each,
+/// on the calling thread or another. GPU 0 work on a thread already on
+/// GPU 0 switches nothing.
 #[test]
 fn each_call_runs_on_its_gpu_and_restores_the_thread_device() {
-    const NAME: &str = "each_call_runs_on_its_gpu_and_restores_the_thread_device";
-    if !FAKE.is_child(NAME) {
-        let dir = tempfile::tempdir().unwrap();
-        let launches = dir.path().join("launches.log");
-        let calls = dir.path().join("calls.log");
-        FAKE.run_child(
-            NAME,
-            &[
-                ("FAKE_HIP_DEVICES", "2"),
-                ("FAKE_HIP_LAUNCH_LOG", launches.to_str().unwrap()),
-                ("FAKE_HIP_CALL_LOG", calls.to_str().unwrap()),
-            ],
-        );
+    let Some((launches, calls)) = FAKE.in_child_with_logs(
+        "each_call_runs_on_its_gpu_and_restores_the_thread_device",
+        &[("FAKE_HIP_DEVICES", "2")],
+    ) else {
         return;
-    }
-    let (launches, calls) = (
-        log_from_env("FAKE_HIP_LAUNCH_LOG"),
-        log_from_env("FAKE_HIP_CALL_LOG"),
+    };
+    let hub = Hub::new().unwrap();
+    assert_eq!(hub.devices().len() - 1, 2, "two GPUs and the WGSL fallback");
+    let made = |calls: &[String]| {
+        calls
+            .iter()
+            .filter(|c| c.starts_with("hipStreamCreate") || c.starts_with("hipSetDevice"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(made(&lines(&calls)), Vec::<String>::new());
+    let loaded = hub
+        .load(&KernelSource::Embedded("activation".into()))
+        .unwrap();
+    assert_eq!(loaded.device().info().backend, Backend::Rocm);
+    let after = lines(&calls);
+    assert_eq!(
+        made(&after),
+        Vec::<String>::new(),
+        "the stream comes with work"
     );
+    assert!(
+        after.contains(&"hipModuleLoadData device=0".to_string())
+            && !after.iter().any(|c| c.ends_with("device=1")),
+        "{after:?}"
+    );
+    drop((loaded, hub));
+
     let gpu0 = Arc::new(kernelhub_hip::open(0).unwrap());
     let gpu1 = Arc::new(kernelhub_hip::open(1).unwrap());
     let hub = Hub::with_devices(vec![gpu1.clone() as Arc<dyn Device>]);

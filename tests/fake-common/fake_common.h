@@ -20,7 +20,9 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +80,22 @@ static inline void append(const char *path, const char *line) {
         close(fd);
     }
     pthread_mutex_unlock(&lock);
+}
+
+/* Appends one line, `format` filled in, to the file that environment
+ * variable `setting` names (nothing if unset or empty). */
+__attribute__((format(printf, 2, 3))) static inline void log_line(const char *setting,
+                                                                  const char *format, ...) {
+    const char *path = getenv(setting);
+    if (!path || !*path)
+        return;
+    char line[512];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(line, sizeof line - 1, format, args);
+    va_end(args);
+    strcat(line, "\n");
+    append(path, line);
 }
 
 /* ---- memory: host memory, each allocation recorded ---- */

@@ -18,15 +18,25 @@
  *
  * Like the real driver: every call but cuDriverGetVersion, cuGetErrorName
  * and cuGetErrorString answers CUDA_ERROR_NOT_INITIALIZED until a cuInit
- * succeeds; memory, module and launch calls need the primary context
- * current on the calling thread (else CUDA_ERROR_INVALID_CONTEXT); copies
- * and frees must stay inside live allocations (else CUDA_ERROR_INVALID_VALUE).
+ * succeeds; each GPU has one primary context, usable while retained;
+ * memory, stream, module and launch calls need a retained context current
+ * on the calling thread (else CUDA_ERROR_INVALID_CONTEXT), and a stream or
+ * module works only in the context it was made in (else
+ * CUDA_ERROR_INVALID_HANDLE or CUDA_ERROR_INVALID_CONTEXT); copies and
+ * frees must stay inside live allocations (else CUDA_ERROR_INVALID_VALUE).
+ * Memory is one address space across GPUs, as under unified addressing.
  *
  * Settings, from the environment, read by cuInit:
- *   FAKE_CUDA_DEVICES=0       no GPU: cuInit fails with CUDA_ERROR_NO_DEVICE
+ *   FAKE_CUDA_DEVICES=N       N GPUs (default 1, at most 8); 0: cuInit fails
+ *                             with CUDA_ERROR_NO_DEVICE
  *   FAKE_CUDA_SM=NN           compute capability N.N (default 80: sm_80)
  *   FAKE_CUDA_DRIVER=NNNNN    cuDriverGetVersion (default 12040: CUDA 12.4)
- *   FAKE_CUDA_LAUNCH_LOG=path the launch log (none when unset)
+ *   FAKE_CUDA_LAUNCH_LOG=path the launch log (none when unset); a line also
+ *                             names the context (`context=N`, N the GPU)
+ *   FAKE_CUDA_CALL_LOG=path   one line per context-related call: primary
+ *                             context retain and release, cuCtxSetCurrent,
+ *                             synchronisation, streams and modules, each
+ *                             with its GPU (none when unset)
  */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
 #include <pthread.h>
@@ -76,18 +86,45 @@ enum {
 
 /* ---- settings and state ---- */
 
+#define MAX_DEVICES 8
+
 static int initialized;
+static int device_count = 1;
 static int sm = 80;
 static int driver_version = 12040;
-static int context_refs;
-/* The primary context's handle: the address of this int. */
-static int primary_context;
-static _Thread_local void *current_context;
+
+/* A GPU's primary context; its handle is its address. */
+struct context {
+    int device;
+    int refs;
+};
+static struct context contexts[MAX_DEVICES];
+static _Thread_local struct context *current_context;
 
 static void read_settings(void) {
+    device_count = env_int("FAKE_CUDA_DEVICES", 1);
+    if (device_count < 0)
+        device_count = 0;
+    if (device_count > MAX_DEVICES)
+        device_count = MAX_DEVICES;
+    for (int i = 0; i < MAX_DEVICES; i++)
+        contexts[i].device = i;
     sm = env_int("FAKE_CUDA_SM", 80);
     driver_version = env_int("FAKE_CUDA_DRIVER", 12040);
 }
+
+static int valid_device(CUdevice device) { return device >= 0 && device < device_count; }
+
+/* The context of handle `handle`; NULL if it is none of the fake's. */
+static struct context *context_of(CUcontext handle) {
+    for (int i = 0; i < device_count; i++)
+        if (handle == &contexts[i])
+            return &contexts[i];
+    return NULL;
+}
+
+/* One line of the call log. */
+#define trace(...) log_line("FAKE_CUDA_CALL_LOG", __VA_ARGS__)
 
 #define NEED_INIT()                                                            \
     do {                                                                       \
@@ -99,7 +136,7 @@ static void read_settings(void) {
 #define NEED_CONTEXT()                                                         \
     do {                                                                       \
         NEED_INIT();                                                           \
-        if (current_context != &primary_context || context_refs <= 0)          \
+        if (!current_context || current_context->refs <= 0)                    \
             return CUDA_ERROR_INVALID_CONTEXT;                                 \
     } while (0)
 
@@ -146,7 +183,7 @@ EXPORT CUresult cuInit(unsigned int flags) {
         return CUDA_ERROR_INVALID_VALUE;
     pthread_mutex_lock(&lock);
     read_settings();
-    initialized = env_int("FAKE_CUDA_DEVICES", 1) > 0;
+    initialized = device_count > 0;
     pthread_mutex_unlock(&lock);
     return initialized ? CUDA_SUCCESS : CUDA_ERROR_NO_DEVICE;
 }
@@ -163,7 +200,7 @@ EXPORT CUresult cuDeviceGetCount(int *count) {
     NEED_INIT();
     if (!count)
         return CUDA_ERROR_INVALID_VALUE;
-    *count = 1;
+    *count = device_count;
     return CUDA_SUCCESS;
 }
 
@@ -171,15 +208,15 @@ EXPORT CUresult cuDeviceGet(CUdevice *device, int ordinal) {
     NEED_INIT();
     if (!device)
         return CUDA_ERROR_INVALID_VALUE;
-    if (ordinal != 0)
+    if (!valid_device(ordinal))
         return CUDA_ERROR_INVALID_DEVICE;
-    *device = 0;
+    *device = ordinal;
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuDeviceGetName(char *name, int len, CUdevice device) {
     NEED_INIT();
-    if (device != 0)
+    if (!valid_device(device))
         return CUDA_ERROR_INVALID_DEVICE;
     if (!name || len <= 0)
         return CUDA_ERROR_INVALID_VALUE;
@@ -189,7 +226,7 @@ EXPORT CUresult cuDeviceGetName(char *name, int len, CUdevice device) {
 
 EXPORT CUresult cuDeviceGetAttribute(int *value, int attribute, CUdevice device) {
     NEED_INIT();
-    if (device != 0)
+    if (!valid_device(device))
         return CUDA_ERROR_INVALID_DEVICE;
     if (!value)
         return CUDA_ERROR_INVALID_VALUE;
@@ -210,7 +247,7 @@ EXPORT CUresult cuDeviceGetAttribute(int *value, int attribute, CUdevice device)
 
 EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice device) {
     NEED_INIT();
-    if (device != 0)
+    if (!valid_device(device))
         return CUDA_ERROR_INVALID_DEVICE;
     if (!bytes)
         return CUDA_ERROR_INVALID_VALUE;
@@ -222,25 +259,27 @@ EXPORT CUresult cuDeviceTotalMem_v2(size_t *bytes, CUdevice device) {
 
 EXPORT CUresult cuDevicePrimaryCtxRetain(CUcontext *context, CUdevice device) {
     NEED_INIT();
-    if (device != 0)
+    if (!valid_device(device))
         return CUDA_ERROR_INVALID_DEVICE;
     if (!context)
         return CUDA_ERROR_INVALID_VALUE;
+    trace("cuDevicePrimaryCtxRetain %d", device);
     pthread_mutex_lock(&lock);
-    context_refs++;
+    contexts[device].refs++;
     pthread_mutex_unlock(&lock);
-    *context = &primary_context;
+    *context = &contexts[device];
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice device) {
     NEED_INIT();
-    if (device != 0)
+    if (!valid_device(device))
         return CUDA_ERROR_INVALID_DEVICE;
+    trace("cuDevicePrimaryCtxRelease %d", device);
     CUresult status = CUDA_SUCCESS;
     pthread_mutex_lock(&lock);
-    if (context_refs > 0)
-        context_refs--;
+    if (contexts[device].refs > 0)
+        contexts[device].refs--;
     else
         status = CUDA_ERROR_INVALID_CONTEXT;
     pthread_mutex_unlock(&lock);
@@ -257,12 +296,18 @@ EXPORT CUresult cuCtxGetCurrent(CUcontext *context) {
 
 EXPORT CUresult cuCtxSynchronize(void) {
     NEED_CONTEXT();
+    trace("cuCtxSynchronize context=%d", current_context->device);
     return CUDA_SUCCESS;
 }
 
-EXPORT CUresult cuCtxSetCurrent(CUcontext context) {
+EXPORT CUresult cuCtxSetCurrent(CUcontext handle) {
     NEED_INIT();
-    if (context && (context != &primary_context || context_refs <= 0))
+    struct context *context = context_of(handle);
+    if (context)
+        trace("cuCtxSetCurrent %d", context->device);
+    else
+        trace("cuCtxSetCurrent %s", handle ? "?" : "none");
+    if (handle && (!context || context->refs <= 0))
         return CUDA_ERROR_INVALID_CONTEXT;
     current_context = context;
     return CUDA_SUCCESS;
@@ -270,12 +315,16 @@ EXPORT CUresult cuCtxSetCurrent(CUcontext context) {
 
 struct stream {
     unsigned int magic;
+    struct context *context;
 };
 #define STREAM_MAGIC 0x57eea11u
 
+/* A stream of the current context (null: the legacy default stream). */
 static int stream_ok(CUstream stream) {
-    /* Null is the legacy default stream. */
-    return !stream || ((struct stream *)stream)->magic == STREAM_MAGIC;
+    if (!stream)
+        return 1;
+    const struct stream *s = stream;
+    return s->magic == STREAM_MAGIC && s->context == current_context;
 }
 
 EXPORT CUresult cuStreamCreate(CUstream *stream, unsigned int flags) {
@@ -286,6 +335,8 @@ EXPORT CUresult cuStreamCreate(CUstream *stream, unsigned int flags) {
     if (!s)
         return CUDA_ERROR_OUT_OF_MEMORY;
     s->magic = STREAM_MAGIC;
+    s->context = current_context;
+    trace("cuStreamCreate context=%d", current_context->device);
     *stream = s;
     return CUDA_SUCCESS;
 }
@@ -294,6 +345,7 @@ EXPORT CUresult cuStreamDestroy_v2(CUstream stream) {
     NEED_CONTEXT();
     if (!stream || !stream_ok(stream))
         return CUDA_ERROR_INVALID_HANDLE;
+    trace("cuStreamDestroy context=%d", current_context->device);
     ((struct stream *)stream)->magic = 0;
     free(stream);
     return CUDA_SUCCESS;
@@ -381,6 +433,7 @@ struct function {
 };
 
 struct module {
+    struct context *context;
     int loaded;
     int nfunctions;
     struct function *functions;
@@ -639,7 +692,9 @@ EXPORT CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned
     }
     for (int i = 0; i < m->nfunctions; i++)
         m->functions[i].module = m;
+    m->context = current_context;
     m->loaded = 1;
+    trace("cuModuleLoadDataEx context=%d", current_context->device);
     *module = m;
     return CUDA_SUCCESS;
 }
@@ -649,6 +704,9 @@ EXPORT CUresult cuModuleUnload(CUmodule module) {
     struct module *m = module;
     if (!m || !m->loaded)
         return CUDA_ERROR_INVALID_HANDLE;
+    if (m->context != current_context)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    trace("cuModuleUnload context=%d", current_context->device);
     /* Kept (leaked) so a launch of one of its functions is caught. */
     m->loaded = 0;
     return CUDA_SUCCESS;
@@ -661,6 +719,8 @@ EXPORT CUresult cuModuleGetFunction(CUfunction *function, CUmodule module, const
         return CUDA_ERROR_INVALID_VALUE;
     if (!m || !m->loaded)
         return CUDA_ERROR_INVALID_HANDLE;
+    if (m->context != current_context)
+        return CUDA_ERROR_INVALID_CONTEXT;
     for (int i = 0; i < m->nfunctions; i++)
         if (strcmp(m->functions[i].name, name) == 0) {
             *function = &m->functions[i];
@@ -720,6 +780,8 @@ EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned int gx, unsigned in
     struct function *f = function;
     if (!f || f->magic != FUNCTION_MAGIC || !f->module->loaded || !stream_ok(stream))
         return CUDA_ERROR_INVALID_HANDLE;
+    if (f->module->context != current_context)
+        return CUDA_ERROR_INVALID_CONTEXT;
     if (!gx || !gy || !gz || !bx || !by || !bz || (unsigned long long)bx * by * bz > 1024 ||
         by > 1024 || bz > 64 || gy > 65535 || gz > 65535 || shared > 48 * 1024)
         return CUDA_ERROR_INVALID_VALUE;
@@ -729,8 +791,8 @@ EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned int gx, unsigned in
     if (!path || !*path)
         return CUDA_SUCCESS;
     char line[8192];
-    snprintf(line, sizeof line, "%s grid=%u,%u,%u block=%u,%u,%u shared=%u params=", f->name, gx,
-             gy, gz, bx, by, bz, shared);
+    snprintf(line, sizeof line, "%s grid=%u,%u,%u block=%u,%u,%u shared=%u context=%d params=",
+             f->name, gx, gy, gz, bx, by, bz, shared, current_context->device);
     if (f->nparams < 0)
         strncat(line, "?", sizeof line - strlen(line) - 1);
     for (int i = 0; i < f->nparams; i++) {

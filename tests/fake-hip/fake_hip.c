@@ -127,18 +127,7 @@ static void read_settings(void) {
 static void settings(void) { pthread_once(&settings_once, read_settings); }
 
 /* One line of the call log. */
-__attribute__((format(printf, 1, 2))) static void trace(const char *format, ...) {
-    const char *path = getenv("FAKE_HIP_CALL_LOG");
-    if (!path || !*path)
-        return;
-    char line[512];
-    va_list args;
-    va_start(args, format);
-    vsnprintf(line, sizeof line - 1, format, args);
-    va_end(args);
-    strcat(line, "\n");
-    append(path, line);
-}
+#define trace(...) log_line("FAKE_HIP_CALL_LOG", __VA_ARGS__)
 
 static int valid_device(int device) { return device >= 0 && device < device_count; }
 

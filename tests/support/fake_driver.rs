@@ -3,7 +3,9 @@
 //! (`tests/fake-cuda/fake_cuda.c`, `tests/fake-hip/fake_hip.c`), because CI
 //! has no GPU of either kind. A [`FakeDriver`] describes one fake; the rest
 //! — running `kernelhub` on it, re-running a test in a process of its own,
-//! reading the fake's logs, the reasons a plan gives — is the same for both.
+//! reading the fake's logs, the reasons a plan gives — is the same for both,
+//! and so are the checks that hold for any native backend (launch
+//! parameters, memory round trips), written once here.
 //!
 //! Every process here opens the fake, never a real library, and not the
 //! other backend's library either. A driver is opened once per process, so
@@ -18,8 +20,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::Arc;
 
-use kernelhub::{Backend, Hub, LoadedKernel};
+use kernelhub::{Arg, Backend, Buffer, Device, Dtype, Hub, KernelSource, LoadedKernel};
 
 /// One test double of a driver library and how to point a process at it.
 pub struct FakeDriver {
@@ -35,6 +38,13 @@ pub struct FakeDriver {
     pub other_library: (&'static str, &'static str),
     /// The fake's settings; cleared from every child's environment first.
     pub settings: &'static [&'static str],
+    /// The setting that names the fake's launch log.
+    pub launch_log: &'static str,
+    /// The setting that names the fake's call log.
+    pub call_log: &'static str,
+    /// Where a launch on GPU 0 ran, as the launch log says it between
+    /// `shared=N` and `params=`: " context=0", " stream=1 device=0".
+    pub launch_place: &'static str,
     /// Set (to the test's name) in a re-run of the test binary for one test.
     pub child_var: &'static str,
     /// What the fake stands for in messages: "driver", "runtime".
@@ -142,6 +152,190 @@ impl FakeDriver {
         self.run_child(name, settings);
         false
     }
+
+    /// [`Self::in_child`] with the fake's launch and call logs in a new
+    /// temporary directory, and `settings`: `None` in the test process;
+    /// in the child, the paths of the two logs (launches, calls).
+    pub fn in_child_with_logs(
+        &self,
+        name: &str,
+        settings: &[(&str, &str)],
+    ) -> Option<(PathBuf, PathBuf)> {
+        if self.is_child(name) {
+            return Some((path_from_env(self.launch_log), path_from_env(self.call_log)));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let (launches, calls) = (
+            dir.path().join("launches.log"),
+            dir.path().join("calls.log"),
+        );
+        let mut all = vec![
+            (self.launch_log, launches.to_str().unwrap()),
+            (self.call_log, calls.to_str().unwrap()),
+        ];
+        all.extend_from_slice(settings);
+        self.run_child(name, &all);
+        None
+    }
+
+    /// `Hub::new()` on the fake (no `KERNELHUB_BACKEND`) prefers its GPU,
+    /// described as `described` (backend, name, kind), and loads the
+    /// embedded activation kernel's `artifact` there; a launch reaches the
+    /// driver with grid and block from the manifest, on GPU 0.
+    pub fn hub_new_launches_on_the_gpu(
+        &self,
+        log: &Path,
+        described: (Backend, &str, &str),
+        artifact: &str,
+    ) {
+        let hub = Hub::new().unwrap();
+        let info = hub.devices()[0].info();
+        assert_eq!(
+            (info.backend, info.name.as_str(), info.kind.as_str()),
+            described
+        );
+        let loaded = hub
+            .load(&KernelSource::Embedded("activation".into()))
+            .unwrap();
+        assert_eq!(loaded.device().info().backend, described.0);
+        let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
+        assert_eq!(op.artifact(), artifact);
+        let device = loaded.device();
+        let out = device.alloc(3 * 5 * 4).unwrap();
+        let input = device
+            .upload(&f32_bytes((0..30).map(|i| i as f32)))
+            .unwrap();
+        op.launch(&[
+            Arg::tensor(&out, Dtype::F32),
+            Arg::tensor(&input, Dtype::F32),
+            3u32.into(),
+            5u32.into(),
+        ])
+        .unwrap();
+        device.synchronize().unwrap();
+        let launches = lines(log);
+        assert_eq!(launches.len(), 1, "{launches:?}");
+        let prefix = format!(
+            "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0{} params=0x",
+            self.launch_place
+        );
+        assert!(
+            launches[0].starts_with(&prefix) && launches[0].ends_with(",3,5"),
+            "{launches:?}"
+        );
+    }
+
+    /// On `device`, a GPU of the fake whose device addresses `device_ptr`
+    /// gives: tensors pass as their buffer's address plus their offset,
+    /// 32-bit scalars in their 4-byte slots, the f32 one (rms_norm's eps,
+    /// between the tensors and the sizes) printed by the fake as `eps`;
+    /// a misaligned tensor is refused before any driver call. Two lines
+    /// of the launch log `log`.
+    pub fn launch_parameters_reach_the_driver(
+        &self,
+        device: Arc<dyn Device>,
+        device_ptr: &dyn Fn(&Buffer) -> u64,
+        log: &Path,
+        eps: &str,
+    ) {
+        let hub = Hub::with_devices(vec![device.clone()]);
+        let loaded = hub
+            .load(&KernelSource::Embedded("activation".into()))
+            .unwrap();
+        let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
+        let out = device.alloc(3 * 5 * 4).unwrap();
+        // The input starts 16 bytes into its buffer.
+        let input = device.upload(&[0u8; 16 + 3 * 10 * 4]).unwrap();
+        op.launch(&[
+            Arg::tensor(&out, Dtype::F32),
+            Arg::tensor_at(&input, 16, Dtype::F32),
+            3u32.into(),
+            5u32.into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            lines(log),
+            [format!(
+                "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0{} params={:#x},{:#x},3,5",
+                self.launch_place,
+                device_ptr(&out),
+                device_ptr(&input) + 16
+            )]
+        );
+
+        // Misaligned for f32: refused before any driver call.
+        let error = op
+            .launch(&[
+                Arg::tensor(&out, Dtype::F32),
+                Arg::tensor_at(&input, 2, Dtype::F32),
+                3u32.into(),
+                5u32.into(),
+            ])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("parameter `input` starts at device address 0x")
+                && error.contains("(byte 2 of its buffer), not a multiple of its 4-byte elements"),
+            "{error}"
+        );
+        assert_eq!(
+            lines(log).len(),
+            1,
+            "the misaligned launch must not reach the {}",
+            self.what
+        );
+
+        let loaded = hub.load(&KernelSource::Embedded("rmsnorm".into())).unwrap();
+        let op = loaded.op("rms_norm", Dtype::F32).unwrap();
+        let x = device.alloc(2 * 8 * 4).unwrap();
+        let y = device.alloc(2 * 8 * 4).unwrap();
+        let weight = device.alloc(8 * 4).unwrap();
+        op.launch(&[
+            Arg::tensor(&y, Dtype::F32),
+            Arg::tensor(&x, Dtype::F32),
+            Arg::tensor(&weight, Dtype::F32),
+            1.5e-5f32.into(),
+            2u32.into(),
+            8u32.into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            lines(log)[1],
+            format!(
+                "rms_norm_f32 grid=2,1,1 block=256,1,1 shared=0{} params={:#x},{:#x},{:#x},{eps},2,8",
+                self.launch_place,
+                device_ptr(&y),
+                device_ptr(&x),
+                device_ptr(&weight),
+            )
+        );
+    }
+}
+
+/// Memory goes through the driver's copies on `device`: bytes come back
+/// as uploaded, from any offset and on any thread, and a new buffer reads
+/// as zeros (the fakes fill fresh allocations with 0xa5, so the zeros are
+/// the backend's memset). Dropped buffers are freed through the driver,
+/// which refuses unknown addresses.
+pub fn memory_round_trips(device: &dyn Device) {
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let buffer = device.upload(&bytes).unwrap();
+    assert_eq!(device.download(&buffer, 0, 1000).unwrap(), bytes);
+    assert_eq!(device.download(&buffer, 10, 20).unwrap(), &bytes[10..30]);
+    assert!(device.download(&buffer, 990, 20).is_err(), "past the end");
+    let copied = std::thread::scope(|s| s.spawn(|| device.download(&buffer, 0, 1000)).join());
+    assert_eq!(copied.unwrap().unwrap(), bytes);
+    let zeros = device.alloc(4096).unwrap();
+    assert_eq!(device.download(&zeros, 0, 4096).unwrap(), vec![0u8; 4096]);
+    let empty = device.upload(&[]).unwrap();
+    assert_eq!(device.download(&empty, 0, 0).unwrap(), Vec::<u8>::new());
+    drop((buffer, zeros, empty));
+    device.synchronize().unwrap();
+}
+
+/// The path in environment variable `name` (a child's settings).
+fn path_from_env(name: &str) -> PathBuf {
+    PathBuf::from(std::env::var(name).unwrap_or_else(|_| panic!("{name} is set")))
 }
 
 /// Bytes as text, invalid UTF-8 replaced.
