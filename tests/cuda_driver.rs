@@ -516,3 +516,83 @@ fn each_call_runs_in_its_gpus_context_and_restores_the_threads() {
         ]
     );
 }
+
+/// Dynamic shared memory past 48 KiB, which a kernel must opt in to: the
+/// backend raises the kernel's limit (`cuFuncSetAttribute`) the first time
+/// a launch asks for more, once per new high; past what the GPU gives a
+/// block (163 KiB on sm_80) the launch is refused with both figures, and
+/// nothing reaches `cuLaunchKernel`.
+#[test]
+fn dynamic_shared_memory_past_48_kib_is_opted_in_to() {
+    let Some((launches, calls)) =
+        FAKE.in_child_with_logs("dynamic_shared_memory_past_48_kib_is_opted_in_to", &[])
+    else {
+        return;
+    };
+    let project = tempfile::tempdir().unwrap();
+    let dir = project.path().join("activation");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels/activation"),
+        &dir,
+    );
+    let manifest = dir.join("kernel.toml");
+    let toml = std::fs::read_to_string(&manifest).unwrap();
+    let entry = "symbol = \"silu_and_mul_f32\"\ngrid = [\"tokens\", \"ceil_div(d, 2048)\"]\nblock = [256]\n";
+    assert!(
+        toml.find(entry) < toml.find("backend = \"rocm\""),
+        "the first is the PTX artifact's"
+    );
+    std::fs::write(
+        &manifest,
+        toml.replacen(entry, &format!("{entry}shared_mem = \"d * 1024\"\n"), 1),
+    )
+    .unwrap();
+
+    let cuda = Arc::new(kernelhub_cuda::open(0).unwrap());
+    let hub = Hub::with_devices(vec![cuda.clone() as Arc<dyn Device>]);
+    let loaded = hub.load(&KernelSource::Dir(dir)).unwrap();
+    let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
+    assert_eq!(op.artifact(), "build/cuda/activation_sm80.ptx");
+    let out = cuda.alloc(512 * 4).unwrap();
+    let input = cuda.alloc(2 * 512 * 4).unwrap();
+    let launch = |d: u32| {
+        op.launch(&[
+            Arg::tensor(&out, Dtype::F32),
+            Arg::tensor(&input, Dtype::F32),
+            1u32.into(),
+            d.into(),
+        ])
+    };
+    let opt_ins = || {
+        lines(&calls)
+            .into_iter()
+            .filter(|c| c.starts_with("cuFuncSetAttribute"))
+            .collect::<Vec<_>>()
+    };
+    for d in [4, 48, 64, 64, 32, 100] {
+        launch(d).unwrap();
+    }
+    assert_eq!(
+        opt_ins(),
+        [
+            "cuFuncSetAttribute silu_and_mul_f32 8 65536 context=0",
+            "cuFuncSetAttribute silu_and_mul_f32 8 102400 context=0",
+        ]
+    );
+    let shared: Vec<String> = lines(&launches)
+        .iter()
+        .map(|l| l.split_whitespace().nth(3).unwrap().to_string())
+        .collect();
+    assert_eq!(
+        shared,
+        [4096, 49152, 65536, 65536, 32768, 102400].map(|n| format!("shared={n}"))
+    );
+
+    let error = launch(200).unwrap_err().to_string();
+    assert!(
+        error.contains("204800 bytes of shared memory: this GPU gives a block at most 166912 bytes of shared memory and the kernel's static shared memory takes 0, so at most 166912 can be dynamic (`cuFuncSetAttribute` failed with CUDA_ERROR_INVALID_VALUE (1)"),
+        "{error}"
+    );
+    assert_eq!(lines(&launches).len(), 6, "the refused launch never ran");
+    assert_eq!(opt_ins().len(), 3);
+}

@@ -25,6 +25,9 @@
  * CUDA_ERROR_INVALID_HANDLE or CUDA_ERROR_INVALID_CONTEXT); copies and
  * frees must stay inside live allocations (else CUDA_ERROR_INVALID_VALUE).
  * Memory is one address space across GPUs, as under unified addressing.
+ * A launch may ask for 48 KiB of dynamic shared memory less the module's
+ * `.shared` variables, more once raised with cuFuncSetAttribute, up to the
+ * SM's per-block opt-in limit (163 KiB for sm_80, 227 KiB for sm_90).
  *
  * Settings, from the environment, read by cuInit:
  *   FAKE_CUDA_DEVICES=N       N GPUs (default 1, at most 8); 0: cuInit fails
@@ -114,6 +117,28 @@ static void read_settings(void) {
 }
 
 static int valid_device(CUdevice device) { return device >= 0 && device < device_count; }
+
+/* The most shared memory a block may opt in to on the GPU's SM, as the
+ * CUDA programming guide's table of compute capabilities gives it. */
+static int shared_per_block_optin(void) {
+    switch (sm) {
+    case 80:
+    case 87:
+        return 163 * 1024;
+    case 90:
+    case 100:
+        return 227 * 1024;
+    case 75:
+        return 64 * 1024;
+    case 70:
+        return 96 * 1024;
+    default:
+        return 99 * 1024;
+    }
+}
+
+/* Dynamic shared memory a launch may ask for before opting in. */
+#define DEFAULT_DYNAMIC_SHARED (48 * 1024)
 
 /* The context of handle `handle`; NULL if it is none of the fake's. */
 static struct context *context_of(CUcontext handle) {
@@ -239,6 +264,9 @@ EXPORT CUresult cuDeviceGetAttribute(int *value, int attribute, CUdevice device)
         return CUDA_SUCCESS;
     case 5: /* CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X */
         *value = 2147483647;
+        return CUDA_SUCCESS;
+    case 97: /* CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN */
+        *value = shared_per_block_optin();
         return CUDA_SUCCESS;
     default:
         return CUDA_ERROR_INVALID_VALUE;
@@ -427,6 +455,8 @@ struct module;
 struct function {
     unsigned magic;
     struct module *module;
+    int static_shared;  /* bytes of `.shared` variables */
+    int dynamic_shared; /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES */
     char name[256];
     int nparams; /* -1: not known (a cubin) */
     struct param params[64];
@@ -435,6 +465,7 @@ struct function {
 struct module {
     struct context *context;
     int loaded;
+    int static_shared; /* bytes of the module's `.shared` variables */
     int nfunctions;
     struct function *functions;
 };
@@ -589,6 +620,18 @@ static CUresult load_ptx(struct module *m, const char *text, struct jit_log *log
                           lx.line);
                 return CUDA_ERROR_NO_BINARY_FOR_GPU;
             }
+        } else if (is(&lx, ".shared")) {
+            /* `.shared [.align N] .type name[count];`: every kernel of the
+             * module is taken to use it (ptxas counts only those that do). */
+            unsigned size = 0, count = 0;
+            while (next(&lx) && !is(&lx, ";")) {
+                for (size_t i = 0; i < COUNT_OF(types); i++)
+                    if (is(&lx, types[i].name))
+                        size = types[i].size;
+                if (is(&lx, "[") && next(&lx))
+                    sscanf(lx.token, "%u", &count);
+            }
+            m->static_shared += (int)(size * count);
         } else if (is(&lx, ".entry")) {
             if (!next(&lx))
                 return CUDA_ERROR_INVALID_PTX;
@@ -690,8 +733,12 @@ EXPORT CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned
         free(m);
         return status;
     }
-    for (int i = 0; i < m->nfunctions; i++)
-        m->functions[i].module = m;
+    for (int i = 0; i < m->nfunctions; i++) {
+        struct function *f = &m->functions[i];
+        f->module = m;
+        f->static_shared = m->static_shared;
+        f->dynamic_shared = DEFAULT_DYNAMIC_SHARED - m->static_shared;
+    }
     m->context = current_context;
     m->loaded = 1;
     trace("cuModuleLoadDataEx context=%d", current_context->device);
@@ -727,6 +774,51 @@ EXPORT CUresult cuModuleGetFunction(CUfunction *function, CUmodule module, const
             return CUDA_SUCCESS;
         }
     return CUDA_ERROR_NOT_FOUND;
+}
+
+/* The function `function` of a loaded module of the current context, or
+ * the status to answer. */
+static CUresult usable_function(CUfunction function) {
+    struct function *f = function;
+    if (!f || f->magic != FUNCTION_MAGIC || !f->module->loaded)
+        return CUDA_ERROR_INVALID_HANDLE;
+    if (f->module->context != current_context)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return CUDA_SUCCESS;
+}
+
+EXPORT CUresult cuFuncGetAttribute(int *value, int attribute, CUfunction function) {
+    NEED_CONTEXT();
+    CUresult status = usable_function(function);
+    if (status != CUDA_SUCCESS)
+        return status;
+    if (!value)
+        return CUDA_ERROR_INVALID_VALUE;
+    const struct function *f = function;
+    switch (attribute) {
+    case 1: /* CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES */
+        *value = f->static_shared;
+        return CUDA_SUCCESS;
+    case 8: /* CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES */
+        *value = f->dynamic_shared;
+        return CUDA_SUCCESS;
+    default:
+        return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+EXPORT CUresult cuFuncSetAttribute(CUfunction function, int attribute, int value) {
+    NEED_CONTEXT();
+    CUresult status = usable_function(function);
+    if (status != CUDA_SUCCESS)
+        return status;
+    struct function *f = function;
+    trace("cuFuncSetAttribute %s %d %d context=%d", f->name, attribute, value,
+          current_context->device);
+    if (attribute != 8 || value < 0 || value > shared_per_block_optin() - f->static_shared)
+        return CUDA_ERROR_INVALID_VALUE;
+    f->dynamic_shared = value;
+    return CUDA_SUCCESS;
 }
 
 /* ---- launches: logged, not run ---- */
@@ -777,13 +869,14 @@ EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned int gx, unsigned in
                                unsigned int bz, unsigned int shared, CUstream stream,
                                void **params, void **extra) {
     NEED_CONTEXT();
-    struct function *f = function;
-    if (!f || f->magic != FUNCTION_MAGIC || !f->module->loaded || !stream_ok(stream))
+    CUresult status = usable_function(function);
+    if (status != CUDA_SUCCESS)
+        return status;
+    if (!stream_ok(stream))
         return CUDA_ERROR_INVALID_HANDLE;
-    if (f->module->context != current_context)
-        return CUDA_ERROR_INVALID_CONTEXT;
+    struct function *f = function;
     if (!gx || !gy || !gz || !bx || !by || !bz || (unsigned long long)bx * by * bz > 1024 ||
-        by > 1024 || bz > 64 || gy > 65535 || gz > 65535 || shared > 48 * 1024)
+        by > 1024 || bz > 64 || gy > 65535 || gz > 65535 || shared > (unsigned)f->dynamic_shared)
         return CUDA_ERROR_INVALID_VALUE;
     if ((params && extra) || (f->nparams > 0 && !params))
         return CUDA_ERROR_INVALID_VALUE;

@@ -17,7 +17,8 @@
 //! needs, so the loader can move on to the next candidate.
 #![allow(unsafe_code)]
 
-use std::ffi::{CString, c_uint, c_void};
+use std::ffi::{CString, c_int, c_uint, c_void};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use kernelhub_manifest::introspect::ptx::{min_driver_for_ptx, parse_ptx};
@@ -248,6 +249,59 @@ impl CudaQueue {
             (driver.stream_synchronize)(stream)
         })
     }
+
+    /// Lets `function` be launched with `bytes` of dynamic shared memory.
+    /// Beyond 48 KiB a kernel must opt in (`cuFuncSetAttribute`), up to
+    /// the GPU's per-block limit less the kernel's static shared memory;
+    /// past that the error gives both figures.
+    fn allow_dynamic_shared(&self, function: &CudaFunction, bytes: u32) -> Result<(), LaunchError> {
+        let driver = self.context.driver;
+        let raised = self.bound(|| {
+            // SAFETY: a function of a module loaded in this context.
+            driver.check("cuFuncSetAttribute", unsafe {
+                (driver.func_set_attribute)(
+                    function.raw,
+                    sys::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    c_int::try_from(bytes).unwrap_or(c_int::MAX),
+                )
+            })
+        });
+        let Err(error) = raised else {
+            function.dynamic_shared.fetch_max(bytes, Ordering::Relaxed);
+            return Ok(());
+        };
+        let limits = self.bound(|| {
+            let (mut per_block, mut fixed): (c_int, c_int) = (0, 0);
+            // SAFETY: writes one int for a valid attribute and device.
+            driver.check("cuDeviceGetAttribute", unsafe {
+                (driver.device_get_attribute)(
+                    &mut per_block,
+                    sys::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN,
+                    self.context.device,
+                )
+            })?;
+            // SAFETY: as above, for the function's attribute.
+            driver.check("cuFuncGetAttribute", unsafe {
+                (driver.func_get_attribute)(
+                    &mut fixed,
+                    sys::CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES,
+                    function.raw,
+                )
+            })?;
+            Ok((per_block.max(0), fixed.max(0)))
+        });
+        let message = match limits {
+            Ok((per_block, fixed)) => format!(
+                "this GPU gives a block at most {per_block} bytes of shared memory and the kernel's static shared memory takes {fixed}, so at most {} can be dynamic ({error})",
+                per_block.saturating_sub(fixed)
+            ),
+            Err(_) => error.to_string(),
+        };
+        Err(LaunchError {
+            message,
+            context_lost: false,
+        })
+    }
 }
 
 /// A loaded module, unloaded on drop.
@@ -279,7 +333,12 @@ impl Drop for CudaModule {
 }
 
 /// A kernel function of a [`CudaModule`] (the op keeps the module alive).
-pub struct CudaFunction(CUfunction);
+pub struct CudaFunction {
+    raw: CUfunction,
+    /// The most dynamic shared memory it may be launched with, as last
+    /// read or raised (`CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`).
+    dynamic_shared: AtomicU32,
+}
 
 // SAFETY: see `CudaQueue`.
 unsafe impl Send for CudaFunction {}
@@ -469,13 +528,25 @@ impl NativeQueue for CudaQueue {
 
     fn function(&self, module: &CudaModule, symbol: &CString) -> Result<CudaFunction, String> {
         let mut function: CUfunction = std::ptr::null_mut();
+        let mut dynamic_shared: c_int = 0;
         self.call(|driver| {
             // SAFETY: a loaded module and a NUL-terminated name; writes one handle.
             driver.check("cuModuleGetFunction", unsafe {
                 (driver.module_get_function)(&mut function, module.raw, symbol.as_ptr())
+            })?;
+            // SAFETY: the function just found; writes one int.
+            driver.check("cuFuncGetAttribute", unsafe {
+                (driver.func_get_attribute)(
+                    &mut dynamic_shared,
+                    sys::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    function,
+                )
             })
         })?;
-        Ok(CudaFunction(function))
+        Ok(CudaFunction {
+            raw: function,
+            dynamic_shared: AtomicU32::new(dynamic_shared.max(0).cast_unsigned()),
+        })
     }
 
     unsafe fn launch(
@@ -486,6 +557,9 @@ impl NativeQueue for CudaQueue {
         shared_bytes: u32,
         params: &mut [*mut c_void],
     ) -> Result<(), LaunchError> {
+        if shared_bytes > function.dynamic_shared.load(Ordering::Relaxed) {
+            self.allow_dynamic_shared(function, shared_bytes)?;
+        }
         let driver = self.context.driver;
         self.bound(|| {
             let stream = self.stream()?;
@@ -493,7 +567,7 @@ impl NativeQueue for CudaQueue {
             // the function (the trait's contract); the stream is live.
             driver.check("cuLaunchKernel", unsafe {
                 (driver.launch_kernel)(
-                    function.0,
+                    function.raw,
                     grid[0],
                     grid[1],
                     grid[2],

@@ -57,6 +57,15 @@ pub const CUDA_ERROR_SHARED_OBJECT_INIT_FAILED: CUresult = 303;
 pub const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR: c_int = 75;
 /// `CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR`.
 pub const CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR: c_int = 76;
+/// `CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN`: the most shared
+/// memory one block may have, static and dynamic together, once opted in.
+pub const CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN: c_int = 97;
+/// `CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES`: a kernel's static shared memory.
+pub const CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES: c_int = 1;
+/// `CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES`: the most dynamic
+/// shared memory a kernel may be launched with (48 KiB less its static
+/// shared memory until raised).
+pub const CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: c_int = 8;
 
 /// `CU_STREAM_NON_BLOCKING`: no implicit sync with the legacy default stream.
 pub const CU_STREAM_NON_BLOCKING: c_uint = 1;
@@ -142,6 +151,8 @@ driver_api! {
         fn(*mut CUmodule, *const c_void, c_uint, *mut CUjit_option, *mut *mut c_void);
     module_unload = "cuModuleUnload": fn(CUmodule);
     module_get_function = "cuModuleGetFunction": fn(*mut CUfunction, CUmodule, *const c_char);
+    func_get_attribute = "cuFuncGetAttribute": fn(*mut c_int, c_int, CUfunction);
+    func_set_attribute = "cuFuncSetAttribute": fn(CUfunction, c_int, c_int);
     launch_kernel = "cuLaunchKernel": fn(
         CUfunction, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, c_uint, CUstream,
         *mut *mut c_void, *mut *mut c_void
