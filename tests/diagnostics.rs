@@ -440,3 +440,93 @@ fn hsaco_param_of_another_size() {
     );
     assert_reports(&repo, "signature-mismatch", "kernel.toml", 28);
 }
+
+/// `scale.ptx` above assembled by ptxas 13.0 for sm_80
+/// (crates/kernelhub-manifest/tests/fixtures/README.md).
+const SCALE_CUBIN: &[u8] =
+    include_bytes!("../crates/kernelhub-manifest/tests/fixtures/scale_sm80.cubin");
+
+/// The good repo with its artifact replaced by `scale.cubin` holding `cubin`.
+fn cubin_repo(cubin: &[u8]) -> Repo {
+    let sha = kernelhub_manifest::hash::Sha256Digest::of(cubin);
+    Repo::good()
+        .edit(
+            "backend = \"wgpu\"\nformat = \"wgsl\"\npath = \"scale.wgsl\"\nsize = {SIZE}\nsha256 = \"{SHA}\"",
+            &format!(
+                "backend = \"cuda\"\nformat = \"cubin\"\ntargets = [\"sm_80\"]\npath = \"scale.cubin\"\nsize = {}\nsha256 = \"{sha}\"",
+                cubin.len()
+            ),
+        )
+        .file("scale.cubin", cubin)
+}
+
+#[test]
+fn cubin_with_the_op_signature_is_clean() {
+    let report = cubin_repo(SCALE_CUBIN).check();
+    assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+}
+
+#[test]
+fn cubin_signature_with_one_param_too_few() {
+    let repo = cubin_repo(SCALE_CUBIN).edit("  { name = \"alpha\", scalar = \"f32\" },\n", "");
+    assert_reports(&repo, "signature-mismatch", "kernel.toml", 27);
+    let report = repo.check();
+    let d = report
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "signature-mismatch")
+        .unwrap();
+    assert_eq!(
+        d.message,
+        "Kernel `scale` in `scale.cubin` takes 4 parameters, but op `scale` passes 3 arguments"
+    );
+    assert_eq!(
+        d.label.as_deref(),
+        Some("kernel (8 bytes, 8 bytes, 4 bytes, 4 bytes), op (x: tensor, y: tensor, n: u32)")
+    );
+}
+
+#[test]
+fn cubin_param_of_another_size() {
+    let repo = cubin_repo(SCALE_CUBIN).edit(
+        "{ name = \"n\", scalar = \"u32\" }",
+        "{ name = \"n\", scalar = \"u64\" }",
+    );
+    assert_reports(&repo, "signature-mismatch", "kernel.toml", 28);
+    let report = repo.check();
+    let d = report
+        .diagnostics
+        .iter()
+        .find(|d| d.code == "signature-mismatch")
+        .unwrap();
+    assert!(
+        d.message.starts_with(
+            "Parameter 2 (0-based) of kernel `scale` is the one at offset 16 (4 bytes) in the parameter table of `scale.cubin`, but op `scale` passes `n: u64` (8 bytes)"
+        ),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn cubin_without_a_parameter_table_warns() {
+    // The section renamed: `.nv.info.scale` becomes `.nv.info.scalf`.
+    let name = b".nv.info.scale\0";
+    let at = SCALE_CUBIN
+        .windows(name.len())
+        .position(|w| w == name)
+        .unwrap();
+    let mut cubin = SCALE_CUBIN.to_vec();
+    cubin[at + name.len() - 2] = b'f';
+    let repo = cubin_repo(&cubin);
+    assert_reports(&repo, "unverified-signature", "kernel.toml", 28);
+    let report = repo.check();
+    assert_eq!(report.count(kernelhub_manifest::Severity::Error), 0);
+    assert!(
+        report.diagnostics[0]
+            .message
+            .contains("has no parameter table for kernel `scale` (section `.nv.info.scale`)"),
+        "{:?}",
+        report.diagnostics
+    );
+}

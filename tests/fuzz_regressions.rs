@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kernelhub_manifest::introspect::{elf, ptx};
+use kernelhub_manifest::introspect::{cubin, elf, ptx};
 use kernelhub_manifest::kernel::ManifestParts;
 use kernelhub_manifest::validate::validate;
 use kernelhub_manifest::{
@@ -290,6 +290,9 @@ fn committed_fuzz_corpora_do_not_panic() {
     for (_, bytes) in corpus("elf") {
         if let Ok(info) = elf::parse_elf(&bytes) {
             let _ = info.target_id();
+            for symbol in &info.symbols {
+                let _ = cubin::kernel_params(&bytes, symbol);
+            }
         }
         let _ = elf::amdgpu_kernels(&bytes);
     }

@@ -8,6 +8,7 @@
 //!   plus locks written by the bundle assembler; prefixed with the selector
 //!   byte (0: lock, 1: project);
 //! - `ptx`, `elf`, `wgsl`: `kernels/*/build/**` and `kernels/*/wgsl/*`;
+//!   for `elf` also the cubins of `kernelhub-manifest`'s test fixtures;
 //! - `bundle`: a real bundle written by `kernelhub_hub::bundle::create` from
 //!   a cache holding `kernels/rmsnorm`, its tar, and pinned inputs built
 //!   from every `kernel.toml`.
@@ -51,6 +52,17 @@ fn main() {
         for file in walk(&kernel.join("wgsl")) {
             seeds.add(
                 "wgsl",
+                &file_name(&file),
+                &fs::read(&file).expect("readable"),
+            );
+        }
+    }
+
+    // Real ptxas output with parameter tables (`.nv.info.<kernel>`).
+    for file in walk(&repo.join("crates/kernelhub-manifest/tests/fixtures")) {
+        if file.extension().is_some_and(|e| e == "cubin") {
+            seeds.add(
+                "elf",
                 &file_name(&file),
                 &fs::read(&file).expect("readable"),
             );

@@ -1,7 +1,9 @@
-//! cubin / hsaco (ELF) introspection: header, flags, symbol tables, and the
-//! AMD code object's msgpack metadata (kernel argument lists).
+//! cubin / hsaco (ELF) introspection: header, flags, symbol tables, the
+//! AMD code object's msgpack metadata (kernel argument lists) and a cubin's
+//! parameter tables.
 #![no_main]
 
+use kernelhub_manifest::introspect::cubin;
 use kernelhub_manifest::introspect::elf::{amdgpu_kernels, parse_elf};
 use libfuzzer_sys::fuzz_target;
 
@@ -18,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
             for symbol in info.symbols.iter().take(8) {
                 assert!(info.has_symbol(symbol));
                 let _ = info.has_kernel_descriptor(symbol);
+                if let Err(error) = cubin::kernel_params(data, symbol) {
+                    let _ = error.to_string();
+                }
             }
         }
         Err(error) => {

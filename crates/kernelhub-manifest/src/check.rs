@@ -4,9 +4,10 @@
 //! then opens every artifact: the path stays inside the repo (symlinks
 //! included), size and SHA-256 match, and the contents agree with the
 //! manifest — PTX `.target`/`.version`/`.entry` and each entry's `.param`
-//! list, ELF machine, arch and symbols (and, for hsaco, each kernel's
-//! argument list), WGSL entry points, bindings and workgroup size. Each
-//! artifact is read once; the bytes inspected are the bytes hashed.
+//! list, ELF machine, arch and symbols (and each kernel's parameter list:
+//! hsaco metadata, a cubin's parameter table), WGSL entry points, bindings
+//! and workgroup size. Each artifact is read once; the bytes inspected are
+//! the bytes hashed.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -15,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diagnostic::Diagnostic;
 use crate::hash::{Sha256Digest, hash_reader};
+use crate::introspect::cubin;
 use crate::introspect::elf::{self, GpuVendor};
 use crate::introspect::ptx;
 use crate::introspect::wgsl::{BindingKind, Element, WgslCapabilities, WgslModule};
@@ -700,9 +702,55 @@ impl ArtifactChecker<'_> {
                 );
             }
         }
-        // A cubin's parameter layout (EIATTR attributes) is undocumented: only hsaco.
-        if expected == GpuVendor::Amd {
-            self.check_hsaco_args(artifact, bytes, &info);
+        match expected {
+            GpuVendor::Amd => self.check_hsaco_args(artifact, bytes, &info),
+            GpuVendor::Nvidia => self.check_cubin_params(artifact, bytes, &info),
+        }
+    }
+
+    /// Each entry's kernel's parameter table in a cubin against the signature of the
+    /// entry's op; entries without their kernel are reported elsewhere. The table's
+    /// format is NVIDIA's and undocumented ([`cubin`]): a table kernelhub cannot read
+    /// is a warning, not an error.
+    fn check_cubin_params(&mut self, artifact: &Artifact, bytes: &[u8], info: &elf::ElfInfo) {
+        let relative = artifact.path.get_ref();
+        for entry in &artifact.entries {
+            let symbol = entry.symbol.get_ref();
+            if !info.has_symbol(symbol) {
+                continue; // reported as `missing-symbol`
+            }
+            let params = match cubin::kernel_params(bytes, symbol) {
+                Ok(Some(params)) => params,
+                Ok(None) => {
+                    self.warning(
+                        "unverified-signature",
+                        entry.symbol.span(),
+                        format!("`{relative}` has no parameter table for kernel `{symbol}` (section `.nv.info.{symbol}`); its signature was not checked"),
+                        "rebuild the cubin with a current ptxas or nvcc, which writes one for every kernel",
+                    );
+                    continue;
+                }
+                Err(e) => {
+                    self.warning(
+                        "unverified-signature",
+                        entry.symbol.span(),
+                        format!("Cannot read the parameter table of kernel `{symbol}` in `{relative}` ({e}); its signature was not checked"),
+                        "if the cubin loads and runs, report it to kernelhub: the table's format is NVIDIA's and undocumented",
+                    );
+                    continue;
+                }
+            };
+            let found: Vec<KernelParam> = params
+                .iter()
+                .map(|p| KernelParam {
+                    ty: format!("{} bytes", p.size),
+                    what: format!("the one at offset {}", p.offset),
+                    place: format!("in the parameter table of `{relative}`"),
+                    size: Some(u64::from(p.size)),
+                })
+                .collect();
+            let place = format!("`{relative}`");
+            self.check_signature(entry, &place, &found);
         }
     }
 

@@ -496,8 +496,8 @@ impl<Q: NativeQueue> Op for NativeOp<Q> {
         // geometry is the manifest's for this entry, within the backend's
         // limits. That the function takes exactly the signature's
         // parameters is the manifest's promise; `kernelhub check` verifies
-        // it for PTX and hsaco (count and size of each parameter), not for
-        // cubin, whose parameter table NVIDIA does not document.
+        // it for PTX, hsaco and cubin (count and size of each parameter),
+        // not for fatbin.
         unsafe {
             self.queue.launch(
                 &self.function,

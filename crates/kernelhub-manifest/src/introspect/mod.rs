@@ -1,6 +1,8 @@
 //! Reading what artifact files really contain, so `check` can compare it with
-//! what the manifest claims: PTX text, ELF code objects (cubin, hsaco), WGSL.
+//! what the manifest claims: PTX text, ELF code objects (cubin, hsaco) and a
+//! cubin's parameter table, WGSL.
 
+pub mod cubin;
 pub mod elf;
 mod msgpack;
 pub mod ptx;
