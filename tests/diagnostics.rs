@@ -14,6 +14,15 @@ fn assert_reports(repo: &Repo, code: &str, file: &str, line: usize) {
     );
 }
 
+/// The first diagnostic of `code` that checking `repo` reports.
+fn first_diagnostic(repo: &Repo, code: &str) -> kernelhub_manifest::Diagnostic {
+    repo.check()
+        .diagnostics
+        .into_iter()
+        .find(|d| d.code == code)
+        .unwrap_or_else(|| panic!("no {code} reported"))
+}
+
 #[test]
 fn the_good_repo_is_clean() {
     let report = Repo::good().check();
@@ -338,12 +347,7 @@ fn ptx_signature_with_one_param_too_few() {
     // The op no longer passes `alpha`, but the kernel still reads a 4th parameter.
     let repo = ptx_repo(SCALE_PTX).edit("  { name = \"alpha\", scalar = \"f32\" },\n", "");
     assert_reports(&repo, "signature-mismatch", "kernel.toml", 28);
-    let report = repo.check();
-    let d = report
-        .diagnostics
-        .iter()
-        .find(|d| d.code == "signature-mismatch")
-        .unwrap();
+    let d = first_diagnostic(&repo, "signature-mismatch");
     assert_eq!(d.severity, kernelhub_manifest::Severity::Error);
     assert_eq!(
         d.message,
@@ -362,12 +366,7 @@ fn ptx_param_of_another_size() {
         "{ name = \"n\", scalar = \"u64\" }",
     );
     assert_reports(&repo, "signature-mismatch", "kernel.toml", 29);
-    let report = repo.check();
-    let d = report
-        .diagnostics
-        .iter()
-        .find(|d| d.code == "signature-mismatch")
-        .unwrap();
+    let d = first_diagnostic(&repo, "signature-mismatch");
     assert!(
         d.message.starts_with(
             "Parameter 2 (0-based) of kernel `scale` is `.u32` `scale_param_2` (4 bytes) at `scale.ptx` line 12, but op `scale` passes `n: u64` (8 bytes)"
@@ -470,12 +469,7 @@ fn cubin_with_the_op_signature_is_clean() {
 fn cubin_signature_with_one_param_too_few() {
     let repo = cubin_repo(SCALE_CUBIN).edit("  { name = \"alpha\", scalar = \"f32\" },\n", "");
     assert_reports(&repo, "signature-mismatch", "kernel.toml", 27);
-    let report = repo.check();
-    let d = report
-        .diagnostics
-        .iter()
-        .find(|d| d.code == "signature-mismatch")
-        .unwrap();
+    let d = first_diagnostic(&repo, "signature-mismatch");
     assert_eq!(
         d.message,
         "Kernel `scale` in `scale.cubin` takes 4 parameters, but op `scale` passes 3 arguments"
@@ -493,12 +487,7 @@ fn cubin_param_of_another_size() {
         "{ name = \"n\", scalar = \"u64\" }",
     );
     assert_reports(&repo, "signature-mismatch", "kernel.toml", 28);
-    let report = repo.check();
-    let d = report
-        .diagnostics
-        .iter()
-        .find(|d| d.code == "signature-mismatch")
-        .unwrap();
+    let d = first_diagnostic(&repo, "signature-mismatch");
     assert!(
         d.message.starts_with(
             "Parameter 2 (0-based) of kernel `scale` is the one at offset 16 (4 bytes) in the parameter table of `scale.cubin`, but op `scale` passes `n: u64` (8 bytes)"
