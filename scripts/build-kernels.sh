@@ -12,8 +12,9 @@
 #
 #   scripts/build-kernels.sh          build into kernels/*/build/
 #   scripts/build-kernels.sh --check  build into a temporary directory and
-#                                     compare with the files in kernels/*/build/;
-#                                     exit 1 naming every file that differs
+#                                     compare with the files in kernels/*/build/
+#                                     (and each derived .hip with what its .cu
+#                                     gives); exit 1 naming every file that differs
 #
 # After changing a source, rebuild and then update size and sha256 in that
 # kernel's kernel.toml (`kernelhub manifest update`). The .hip of activation,
@@ -31,6 +32,8 @@ set -euo pipefail
 CLANG=${CLANG:-clang-15}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 KERNELS=(activation rmsnorm rotary softmax)
+# Kernels whose .hip scripts/hip-from-cu.py derives from the .cu.
+DERIVED_HIP=(activation rmsnorm rotary)
 
 usage() {
     echo "usage: $0 [--check]" >&2
@@ -115,6 +118,13 @@ fi
 
 build "$WORK/out" >/dev/null
 status=0
+for k in "${DERIVED_HIP[@]}"; do
+    (cd "$ROOT" && python3 scripts/hip-from-cu.py "$k" "$WORK/$k.hip")
+    if ! cmp -s "$ROOT/kernels/$k/src/$k.hip" "$WORK/$k.hip"; then
+        echo "DIFFERS kernels/$k/src/$k.hip (regenerate: python3 scripts/hip-from-cu.py $k, then rebuild)"
+        status=1
+    fi
+done
 for k in "${KERNELS[@]}"; do
     for rel in "build/cuda/${k}_sm80.ptx" "build/rocm/${k}_gfx90a.hsaco" "build/rocm/${k}_gfx942.hsaco"; do
         committed=$ROOT/kernels/$k/$rel
@@ -128,6 +138,6 @@ for k in "${KERNELS[@]}"; do
     done
 done
 if ((status == 0)); then
-    echo "ok: all native artifacts match their sources"
+    echo "ok: all native artifacts match their sources, and the derived .hip their .cu"
 fi
 exit $status

@@ -12,7 +12,9 @@ producing a wrong .hip.
 
     python3 scripts/hip-from-cu.py activation   # from the repo root
 
-Then rebuild with scripts/build-kernels.sh and refresh the hashes.
+Then rebuild with scripts/build-kernels.sh and refresh the hashes. A second
+argument writes the .hip there instead (`scripts/build-kernels.sh --check`
+uses it to fail when a committed .hip is not what its .cu gives).
 """
 import sys, re
 k = sys.argv[1]
@@ -91,4 +93,4 @@ for a, b in [("a warp holding", "a wavefront holding"), ("a warp's loads", "a wa
     if a in s: s = s.replace(a, b)
 for w in ["nvvm", "PTX", "ptx", "cvt.", "ld.global", "shfl.sync"]:
     assert w not in s, w
-open(f'kernels/{k}/src/{k}.hip', 'w').write(s)
+open(sys.argv[2] if len(sys.argv) > 2 else f'kernels/{k}/src/{k}.hip', 'w').write(s)
