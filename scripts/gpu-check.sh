@@ -185,7 +185,7 @@ run() {
     ms=${KERNELHUB_GPU_TIME_MS:-300}
     # NVIDIA, else AMD (rocm-smi), else whatever kernelhub finds.
     nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader > "$out/device.txt" 2>/dev/null ||
-        rocm-smi --showproductname --csv 2>/dev/null | sed -n 2p > "$out/device.txt"
+        { rocm-smi --showproductname --csv 2>/dev/null | sed -n 2p > "$out/device.txt"; } || true
     [[ -s $out/device.txt ]] || echo "unknown GPU (no nvidia-smi or rocm-smi; see doctor.txt)" > "$out/device.txt"
     nvidia-smi > "$out/nvidia-smi.txt" 2>&1 || rocm-smi > "$out/rocm-smi.txt" 2>&1 || true
     step "device: $(head -n1 "$out/device.txt")"
