@@ -15,6 +15,10 @@
 //! setting of the fake gets its own process: the `kernelhub` binary, or
 //! this test binary re-run for one test ([`FakeDriver::in_child`]) for
 //! library-level checks.
+//!
+//! Unsafe code: the engine-interop test plays an engine, with its own
+//! stream and memory made through the driver's function table.
+#![allow(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,7 +45,7 @@ const FAKE: FakeDriver = FakeDriver {
     ],
     call_log: "FAKE_CUDA_CALL_LOG",
     launch_log: "FAKE_CUDA_LAUNCH_LOG",
-    launch_place: " context=0",
+    launch_place: " context=0 stream=1",
     child_var: "KERNELHUB_TESTS_FAKE_CUDA_CHILD",
     what: "driver",
 };
@@ -450,7 +454,7 @@ fn each_call_runs_in_its_gpus_context_and_restores_the_threads() {
     let after: Vec<String> = lines(&calls).split_off(before);
     assert!(
         after.contains(&"cuModuleLoadDataEx context=1".to_string())
-            && after.contains(&"cuStreamCreate context=1".to_string()),
+            && after.contains(&"cuStreamCreate context=1 stream=2".to_string()),
         "{after:?}"
     );
     let switches: Vec<&String> = after
@@ -484,7 +488,7 @@ fn each_call_runs_in_its_gpus_context_and_restores_the_threads() {
     let logged = lines(&launches);
     assert_eq!(logged.len(), 3, "{logged:?}");
     for line in &logged {
-        assert!(line.contains(" context=1 params="), "{logged:?}");
+        assert!(line.contains(" context=1 stream=2 params="), "{logged:?}");
     }
 
     // The module goes in GPU 1's context, once its work is done; the
@@ -510,7 +514,7 @@ fn each_call_runs_in_its_gpus_context_and_restores_the_threads() {
         lines(&calls).split_off(before),
         [
             "cuCtxSetCurrent 1",
-            "cuStreamDestroy context=1",
+            "cuStreamDestroy context=1 stream=2",
             "cuCtxSetCurrent 0",
             "cuDevicePrimaryCtxRelease 1"
         ]
@@ -595,4 +599,48 @@ fn dynamic_shared_memory_past_48_kib_is_opted_in_to() {
     );
     assert_eq!(lines(&launches).len(), 6, "the refused launch never ran");
     assert_eq!(opt_ins().len(), 3);
+}
+
+/// What an engine does with kernelhub on a GPU it already uses: it holds
+/// the primary context, makes its own stream and memory, and hands them to
+/// kernelhub (`with_stream`, `wrap`). Launches go to the engine's stream
+/// and write through its memory; when kernelhub's device goes, the
+/// engine's stream and memory are still the engine's to free.
+#[test]
+fn an_engines_stream_and_memory_are_used_as_they_are() {
+    let Some((launches, _)) =
+        FAKE.in_child_with_logs("an_engines_stream_and_memory_are_used_as_they_are", &[])
+    else {
+        return;
+    };
+    let gpu = kernelhub_cuda::open(0).unwrap();
+    let driver = kernelhub_cuda::sys::driver(None).unwrap();
+    let check = |call, status| driver.check(call, status).unwrap();
+    let (mut context, mut stream, mut memory) = (std::ptr::null_mut(), std::ptr::null_mut(), 0);
+    // SAFETY: each call writes one handle or address (cuda.h signatures).
+    unsafe {
+        check(
+            "cuDevicePrimaryCtxRetain",
+            (driver.primary_ctx_retain)(&mut context, 0),
+        );
+        check("cuCtxSetCurrent", (driver.ctx_set_current)(context));
+        check("cuStreamCreate", (driver.stream_create)(&mut stream, 1));
+        check("cuMemAlloc_v2", (driver.mem_alloc)(&mut memory, 64));
+    }
+    // SAFETY: a stream of GPU 0's primary context, and 64 bytes of its
+    // memory, both alive until the end of the test.
+    let engine = Arc::new(unsafe { kernelhub_cuda::with_stream(&gpu, stream) });
+    assert_eq!(engine.queue().stream().unwrap(), stream);
+    let wrapped = unsafe { engine.wrap(memory, 60) };
+    FAKE.an_engines_stream_and_memory_are_used(engine.clone(), &wrapped, memory, &launches);
+    drop((wrapped, engine, gpu));
+    // SAFETY: the engine's own stream, memory and context reference.
+    unsafe {
+        check("cuMemFree_v2", (driver.mem_free)(memory));
+        check("cuStreamDestroy_v2", (driver.stream_destroy)(stream));
+        check(
+            "cuDevicePrimaryCtxRelease_v2",
+            (driver.primary_ctx_release)(0),
+        );
+    }
 }

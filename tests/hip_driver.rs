@@ -15,6 +15,10 @@
 //! runtime is opened once per process, so each setting of the fake gets its
 //! own process: the `kernelhub` binary, or this test binary re-run for one
 //! test ([`FakeDriver::in_child`]) for library-level checks.
+//!
+//! Unsafe code: the engine-interop test plays an engine, with its own
+//! stream and memory made through the runtime's function table.
+#![allow(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -540,4 +544,39 @@ fn each_call_runs_on_its_gpu_and_restores_the_thread_device() {
         ]),
         "{calls:?}"
     );
+}
+
+/// What an engine does with kernelhub on a GPU it already uses: it makes
+/// its own stream and memory and hands them to kernelhub (`with_stream`,
+/// `wrap`). Launches go to the engine's stream and write through its
+/// memory; when kernelhub's device goes, the engine's stream and memory
+/// are still the engine's to free.
+#[test]
+fn an_engines_stream_and_memory_are_used_as_they_are() {
+    let Some((launches, _)) =
+        FAKE.in_child_with_logs("an_engines_stream_and_memory_are_used_as_they_are", &[])
+    else {
+        return;
+    };
+    let gpu = kernelhub_hip::open(0).unwrap();
+    let hip = kernelhub_hip::sys::lib().unwrap();
+    let (mut stream, mut memory) = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: each call writes one handle or address (hip_runtime_api.h).
+    unsafe {
+        assert_eq!((hip.hipStreamCreateWithFlags)(&mut stream, 1), 0);
+        assert_eq!((hip.hipMalloc)(&mut memory, 64), 0);
+    }
+    // SAFETY: a stream of GPU 0 and 64 bytes of its memory, both alive
+    // until the end of the test.
+    let engine = Arc::new(unsafe { kernelhub_hip::with_stream(&gpu, stream.cast()) });
+    assert_eq!(engine.queue().stream().unwrap(), stream.cast());
+    let address = memory as u64;
+    let wrapped = unsafe { engine.wrap(address, 60) };
+    FAKE.an_engines_stream_and_memory_are_used(engine.clone(), &wrapped, address, &launches);
+    drop((wrapped, engine, gpu));
+    // SAFETY: the engine's own memory and stream.
+    unsafe {
+        assert_eq!((hip.hipFree)(memory), 0, "the memory is still the engine's");
+        assert_eq!((hip.hipStreamDestroy)(stream), 0, "the stream too");
+    }
 }

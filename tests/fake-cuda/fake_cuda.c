@@ -35,7 +35,8 @@
  *   FAKE_CUDA_SM=NN           compute capability N.N (default 80: sm_80)
  *   FAKE_CUDA_DRIVER=NNNNN    cuDriverGetVersion (default 12040: CUDA 12.4)
  *   FAKE_CUDA_LAUNCH_LOG=path the launch log (none when unset); a line also
- *                             names the context (`context=N`, N the GPU)
+ *                             names the context (`context=N`, N the GPU) and
+ *                             the stream (`stream=N`, the Nth one created)
  *   FAKE_CUDA_CALL_LOG=path   one line per context-related call: primary
  *                             context retain and release, cuCtxSetCurrent,
  *                             synchronisation, streams and modules, each
@@ -344,8 +345,12 @@ EXPORT CUresult cuCtxSetCurrent(CUcontext handle) {
 struct stream {
     unsigned int magic;
     struct context *context;
+    int id; /* 1, 2, ...: the logs' `stream=` (0: the legacy default stream) */
 };
 #define STREAM_MAGIC 0x57eea11u
+static int streams_made;
+
+static int stream_id(CUstream stream) { return stream ? ((struct stream *)stream)->id : 0; }
 
 /* A stream of the current context (null: the legacy default stream). */
 static int stream_ok(CUstream stream) {
@@ -364,7 +369,10 @@ EXPORT CUresult cuStreamCreate(CUstream *stream, unsigned int flags) {
         return CUDA_ERROR_OUT_OF_MEMORY;
     s->magic = STREAM_MAGIC;
     s->context = current_context;
-    trace("cuStreamCreate context=%d", current_context->device);
+    pthread_mutex_lock(&lock);
+    s->id = ++streams_made;
+    pthread_mutex_unlock(&lock);
+    trace("cuStreamCreate context=%d stream=%d", current_context->device, s->id);
     *stream = s;
     return CUDA_SUCCESS;
 }
@@ -373,9 +381,9 @@ EXPORT CUresult cuStreamDestroy_v2(CUstream stream) {
     NEED_CONTEXT();
     if (!stream || !stream_ok(stream))
         return CUDA_ERROR_INVALID_HANDLE;
-    trace("cuStreamDestroy context=%d", current_context->device);
+    trace("cuStreamDestroy context=%d stream=%d", current_context->device, stream_id(stream));
     ((struct stream *)stream)->magic = 0;
-    free(stream);
+    /* Kept (leaked), so a second destroy or a use after it is caught. */
     return CUDA_SUCCESS;
 }
 
@@ -884,8 +892,9 @@ EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned int gx, unsigned in
     if (!path || !*path)
         return CUDA_SUCCESS;
     char line[8192];
-    snprintf(line, sizeof line, "%s grid=%u,%u,%u block=%u,%u,%u shared=%u context=%d params=",
-             f->name, gx, gy, gz, bx, by, bz, shared, current_context->device);
+    snprintf(line, sizeof line,
+             "%s grid=%u,%u,%u block=%u,%u,%u shared=%u context=%d stream=%d params=", f->name, gx,
+             gy, gz, bx, by, bz, shared, current_context->device, stream_id(stream));
     if (f->nparams < 0)
         strncat(line, "?", sizeof line - strlen(line) - 1);
     for (int i = 0; i < f->nparams; i++) {

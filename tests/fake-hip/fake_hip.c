@@ -319,7 +319,7 @@ EXPORT hipError_t hipStreamDestroy(hipStream_t stream) {
         return status;
     trace("hipStreamDestroy device=%d stream=%d", current_device, stream_id(stream));
     ((struct stream *)stream)->magic = 0;
-    free(stream);
+    /* Kept (leaked), so a second destroy or a use after it is caught. */
     return hipSuccess;
 }
 

@@ -43,7 +43,7 @@ pub struct FakeDriver {
     /// The setting that names the fake's call log.
     pub call_log: &'static str,
     /// Where a launch on GPU 0 ran, as the launch log says it between
-    /// `shared=N` and `params=`: " context=0", " stream=1 device=0".
+    /// `shared=N` and `params=`: " context=0 stream=1", " stream=1 device=0".
     pub launch_place: &'static str,
     /// Set (to the test's name) in a re-run of the test binary for one test.
     pub child_var: &'static str,
@@ -309,6 +309,49 @@ impl FakeDriver {
                 device_ptr(&weight),
             )
         );
+    }
+
+    /// What an engine does (docs/runtime.md, "Engine interop"): `engine` is
+    /// a GPU of the fake queueing on the engine's stream, the fake's first
+    /// (`stream=1`), and `wrapped` the engine's own memory at `address`,
+    /// 60 bytes of it. A launch writes through that address, on that
+    /// stream; copies go there too, within the wrapped length.
+    pub fn an_engines_stream_and_memory_are_used(
+        &self,
+        engine: Arc<dyn Device>,
+        wrapped: &Buffer,
+        address: u64,
+        log: &Path,
+    ) {
+        let hub = Hub::with_devices(vec![engine.clone()]);
+        let loaded = hub
+            .load(&KernelSource::Embedded("activation".into()))
+            .unwrap();
+        let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
+        let input = engine
+            .upload(&f32_bytes((0..30).map(|i| i as f32)))
+            .unwrap();
+        op.launch(&[
+            Arg::tensor(wrapped, Dtype::F32),
+            Arg::tensor(&input, Dtype::F32),
+            3u32.into(),
+            5u32.into(),
+        ])
+        .unwrap();
+        engine.synchronize().unwrap();
+        let launches = lines(log);
+        let prefix = format!(
+            "silu_and_mul_f32 grid=3,1,1 block=256,1,1 shared=0{} params={address:#x},0x",
+            self.launch_place
+        );
+        assert!(
+            launches.len() == 1
+                && launches[0].starts_with(&prefix)
+                && launches[0].ends_with(",3,5"),
+            "{launches:?}"
+        );
+        assert_eq!(engine.download(wrapped, 0, 60).unwrap().len(), 60);
+        assert!(engine.download(wrapped, 0, 61).is_err(), "past the wrap");
     }
 }
 
