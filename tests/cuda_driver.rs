@@ -457,6 +457,11 @@ fn each_call_runs_in_its_gpus_context_and_restores_the_threads() {
             && after.contains(&"cuStreamCreate context=1 stream=2".to_string()),
         "{after:?}"
     );
+    let allocations: Vec<&String> = after
+        .iter()
+        .filter(|c| c.starts_with("cuMemAlloc"))
+        .collect();
+    assert_eq!(allocations, ["cuMemAlloc context=1"; 2], "{after:?}");
     let switches: Vec<&String> = after
         .iter()
         .filter(|c| c.starts_with("cuCtxSetCurrent"))
@@ -484,7 +489,12 @@ fn each_call_runs_in_its_gpus_context_and_restores_the_threads() {
         .join()
     })
     .unwrap();
-    assert_eq!(lines(&calls).split_off(before), ["cuCtxSetCurrent 1"]);
+    let switches: Vec<String> = lines(&calls)
+        .split_off(before)
+        .into_iter()
+        .filter(|c| c.starts_with("cuCtxSetCurrent"))
+        .collect();
+    assert_eq!(switches, ["cuCtxSetCurrent 1"]);
     let logged = lines(&launches);
     assert_eq!(logged.len(), 3, "{logged:?}");
     for line in &logged {
@@ -521,11 +531,45 @@ fn each_call_runs_in_its_gpus_context_and_restores_the_threads() {
     );
 }
 
-/// Dynamic shared memory past 48 KiB, which a kernel must opt in to: the
-/// backend raises the kernel's limit (`cuFuncSetAttribute`) the first time
-/// a launch asks for more, once per new high; past what the GPU gives a
-/// block (163 KiB on sm_80) the launch is refused with both figures, and
-/// nothing reaches `cuLaunchKernel`.
+/// A copy of `kernels/<kernel>` in `project` whose PTX entry `symbol`
+/// (whose grid and block lines are `geometry`) asks for `shared_mem`
+/// bytes of dynamic shared memory.
+fn with_shared_memory(
+    project: &Path,
+    kernel: &str,
+    symbol: &str,
+    geometry: &str,
+    shared_mem: &str,
+) -> PathBuf {
+    let dir = project.join(kernel);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../kernels")
+            .join(kernel),
+        &dir,
+    );
+    let manifest = dir.join("kernel.toml");
+    let toml = std::fs::read_to_string(&manifest).unwrap();
+    let entry = format!("symbol = \"{symbol}\"\n{geometry}");
+    assert!(
+        toml.find(&entry) < toml.find("backend = \"rocm\""),
+        "the first is the PTX artifact's"
+    );
+    let edited = toml.replacen(
+        &entry,
+        &format!("{entry}shared_mem = \"{shared_mem}\"\n"),
+        1,
+    );
+    std::fs::write(&manifest, edited).unwrap();
+    dir
+}
+
+/// Dynamic shared memory past what a kernel may use unasked (48 KiB less
+/// its static shared memory): the backend raises the kernel's limit
+/// (`cuFuncSetAttribute`) the first time a launch asks for more, once per
+/// new high; past what the GPU gives a block (163 KiB on sm_80, less the
+/// static part) the launch is refused with both figures before
+/// `cuLaunchKernel` is called.
 #[test]
 fn dynamic_shared_memory_past_48_kib_is_opted_in_to() {
     let Some((launches, calls)) =
@@ -534,26 +578,23 @@ fn dynamic_shared_memory_past_48_kib_is_opted_in_to() {
         return;
     };
     let project = tempfile::tempdir().unwrap();
-    let dir = project.path().join("activation");
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels/activation"),
-        &dir,
-    );
-    let manifest = dir.join("kernel.toml");
-    let toml = std::fs::read_to_string(&manifest).unwrap();
-    let entry = "symbol = \"silu_and_mul_f32\"\ngrid = [\"tokens\", \"ceil_div(d, 2048)\"]\nblock = [256]\n";
-    assert!(
-        toml.find(entry) < toml.find("backend = \"rocm\""),
-        "the first is the PTX artifact's"
-    );
-    std::fs::write(
-        &manifest,
-        toml.replacen(entry, &format!("{entry}shared_mem = \"d * 1024\"\n"), 1),
-    )
-    .unwrap();
-
+    let calls_of = |prefix: &str| {
+        lines(&calls)
+            .into_iter()
+            .filter(|c| c.starts_with(prefix))
+            .collect::<Vec<_>>()
+    };
     let cuda = Arc::new(kernelhub_cuda::open(0).unwrap());
     let hub = Hub::with_devices(vec![cuda.clone() as Arc<dyn Device>]);
+
+    // activation: no static shared memory.
+    let dir = with_shared_memory(
+        project.path(),
+        "activation",
+        "silu_and_mul_f32",
+        "grid = [\"tokens\", \"ceil_div(d, 2048)\"]\nblock = [256]\n",
+        "d * 1024",
+    );
     let loaded = hub.load(&KernelSource::Dir(dir)).unwrap();
     let op = loaded.op("silu_and_mul", Dtype::F32).unwrap();
     assert_eq!(op.artifact(), "build/cuda/activation_sm80.ptx");
@@ -567,17 +608,11 @@ fn dynamic_shared_memory_past_48_kib_is_opted_in_to() {
             d.into(),
         ])
     };
-    let opt_ins = || {
-        lines(&calls)
-            .into_iter()
-            .filter(|c| c.starts_with("cuFuncSetAttribute"))
-            .collect::<Vec<_>>()
-    };
     for d in [4, 48, 64, 64, 32, 100] {
         launch(d).unwrap();
     }
     assert_eq!(
-        opt_ins(),
+        calls_of("cuFuncSetAttribute"),
         [
             "cuFuncSetAttribute silu_and_mul_f32 8 65536 context=0",
             "cuFuncSetAttribute silu_and_mul_f32 8 102400 context=0",
@@ -591,14 +626,58 @@ fn dynamic_shared_memory_past_48_kib_is_opted_in_to() {
         shared,
         [4096, 49152, 65536, 65536, 32768, 102400].map(|n| format!("shared={n}"))
     );
-
     let error = launch(200).unwrap_err().to_string();
     assert!(
         error.contains("204800 bytes of shared memory: this GPU gives a block at most 166912 bytes of shared memory and the kernel's static shared memory takes 0, so at most 166912 can be dynamic (`cuFuncSetAttribute` failed with CUDA_ERROR_INVALID_VALUE (1)"),
         "{error}"
     );
-    assert_eq!(lines(&launches).len(), 6, "the refused launch never ran");
-    assert_eq!(opt_ins().len(), 3);
+    assert_eq!(
+        calls_of("cuLaunchKernel").len(),
+        6,
+        "the refused launch never ran"
+    );
+    assert_eq!(calls_of("cuFuncSetAttribute").len(), 3);
+
+    // rms_norm: 32 bytes of static shared memory, so 49,120 bytes before
+    // opting in and 166,880 at most.
+    let dir = with_shared_memory(
+        project.path(),
+        "rmsnorm",
+        "rms_norm_f32",
+        "grid = [\"tokens\"]\nblock = [256]\n",
+        "hidden * 16",
+    );
+    let loaded = hub.load(&KernelSource::Dir(dir)).unwrap();
+    let op = loaded.op("rms_norm", Dtype::F32).unwrap();
+    let (x, y, weight) = (
+        cuda.alloc(12_000 * 4).unwrap(),
+        cuda.alloc(12_000 * 4).unwrap(),
+        cuda.alloc(12_000 * 4).unwrap(),
+    );
+    let launch = |hidden: u32| {
+        op.launch(&[
+            Arg::tensor(&y, Dtype::F32),
+            Arg::tensor(&x, Dtype::F32),
+            Arg::tensor(&weight, Dtype::F32),
+            1e-5f32.into(),
+            1u32.into(),
+            hidden.into(),
+        ])
+    };
+    launch(3070).unwrap(); // 49,120 bytes: no opt-in
+    launch(3072).unwrap(); // 49,152 bytes: one
+    assert_eq!(
+        calls_of("cuFuncSetAttribute")[3..],
+        ["cuFuncSetAttribute rms_norm_f32 8 49152 context=0"]
+    );
+    let error = launch(10_431).unwrap_err().to_string(); // 166,896 bytes
+    assert!(
+        error.contains(
+            "the kernel's static shared memory takes 32, so at most 166880 can be dynamic"
+        ),
+        "{error}"
+    );
+    assert_eq!(calls_of("cuLaunchKernel").len(), 8);
 }
 
 /// What an engine does with kernelhub on a GPU it already uses: it holds

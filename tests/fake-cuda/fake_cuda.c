@@ -39,8 +39,9 @@
  *                             the stream (`stream=N`, the Nth one created)
  *   FAKE_CUDA_CALL_LOG=path   one line per context-related call: primary
  *                             context retain and release, cuCtxSetCurrent,
- *                             synchronisation, streams and modules, each
- *                             with its GPU (none when unset)
+ *                             synchronisation, streams, memory, modules,
+ *                             kernel attributes and launches (refused ones
+ *                             too), each with its GPU (none when unset)
  */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
 #include <pthread.h>
@@ -401,12 +402,14 @@ EXPORT CUresult cuMemAlloc_v2(CUdeviceptr *address, size_t len) {
     void *memory = allocate(len);
     if (!memory)
         return CUDA_ERROR_OUT_OF_MEMORY;
+    trace("cuMemAlloc context=%d", current_context->device);
     *address = (CUdeviceptr)(uintptr_t)memory;
     return CUDA_SUCCESS;
 }
 
 EXPORT CUresult cuMemFree_v2(CUdeviceptr address) {
     NEED_CONTEXT();
+    trace("cuMemFree context=%d", current_context->device);
     return release((uintptr_t)address) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
@@ -639,7 +642,8 @@ static CUresult load_ptx(struct module *m, const char *text, struct jit_log *log
                 if (is(&lx, "[") && next(&lx))
                     sscanf(lx.token, "%u", &count);
             }
-            m->static_shared += (int)(size * count);
+            unsigned long long bytes = (unsigned long long)size * count + (unsigned)m->static_shared;
+            m->static_shared = bytes > (1u << 30) ? (1 << 30) : (int)bytes;
         } else if (is(&lx, ".entry")) {
             if (!next(&lx))
                 return CUDA_ERROR_INVALID_PTX;
@@ -740,6 +744,13 @@ EXPORT CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned
         free(m->functions);
         free(m);
         return status;
+    }
+    if (m->static_shared > DEFAULT_DYNAMIC_SHARED) {
+        log_error(&log, "ptxas error   : Entry function uses too much shared data (0x%x bytes, 0xc000 max)",
+                  (unsigned)m->static_shared);
+        free(m->functions);
+        free(m);
+        return CUDA_ERROR_INVALID_PTX;
     }
     for (int i = 0; i < m->nfunctions; i++) {
         struct function *f = &m->functions[i];
@@ -883,6 +894,7 @@ EXPORT CUresult cuLaunchKernel(CUfunction function, unsigned int gx, unsigned in
     if (!stream_ok(stream))
         return CUDA_ERROR_INVALID_HANDLE;
     struct function *f = function;
+    trace("cuLaunchKernel %s shared=%u context=%d", f->name, shared, current_context->device);
     if (!gx || !gy || !gz || !bx || !by || !bz || (unsigned long long)bx * by * bz > 1024 ||
         by > 1024 || bz > 64 || gy > 65535 || gz > 65535 || shared > (unsigned)f->dynamic_shared)
         return CUDA_ERROR_INVALID_VALUE;

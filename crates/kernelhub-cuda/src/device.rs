@@ -19,7 +19,7 @@
 
 use std::ffi::{CString, c_int, c_uint, c_void};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use kernelhub_manifest::introspect::ptx::{min_driver_for_ptx, parse_ptx};
 use kernelhub_manifest::kernel::{Backend, DriverVersion, Format};
@@ -255,22 +255,62 @@ impl CudaQueue {
     /// the GPU's per-block limit less the kernel's static shared memory;
     /// past that the error gives both figures.
     fn allow_dynamic_shared(&self, function: &CudaFunction, bytes: u32) -> Result<(), LaunchError> {
+        // One raise at a time in the process: the call sets the limit
+        // outright, so two racing raises (or two ops on one kernel) must
+        // not leave it below what either asked for. Read, then raise only
+        // if still needed.
+        static RAISING: Mutex<()> = Mutex::new(());
+        let _one = RAISING.lock().unwrap_or_else(PoisonError::into_inner);
         let driver = self.context.driver;
         let raised = self.bound(|| {
-            // SAFETY: a function of a module loaded in this context.
+            let mut current: c_int = 0;
+            // SAFETY: a function of a module loaded in this context; writes one int.
+            let read = driver.check("cuFuncGetAttribute", unsafe {
+                (driver.func_get_attribute)(
+                    &mut current,
+                    sys::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    function.raw,
+                )
+            });
+            let current = current.max(0).cast_unsigned();
+            if read.is_ok() && current >= bytes {
+                return Ok(current);
+            }
+            // SAFETY: as above.
             driver.check("cuFuncSetAttribute", unsafe {
                 (driver.func_set_attribute)(
                     function.raw,
                     sys::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                     c_int::try_from(bytes).unwrap_or(c_int::MAX),
                 )
-            })
+            })?;
+            Ok(bytes)
         });
-        let Err(error) = raised else {
-            function.dynamic_shared.fetch_max(bytes, Ordering::Relaxed);
-            return Ok(());
+        let error = match raised {
+            Ok(limit) => {
+                function.dynamic_shared.fetch_max(limit, Ordering::Relaxed);
+                return Ok(());
+            }
+            Err(error) => error,
         };
-        let limits = self.bound(|| {
+        let mut message = error.to_string();
+        if error.code == sys::CUDA_ERROR_INVALID_VALUE
+            && let Ok((per_block, fixed)) = self.shared_limits(function)
+            && u64::from(bytes) > u64::from(per_block.saturating_sub(fixed))
+        {
+            message = format!(
+                "this GPU gives a block at most {per_block} bytes of shared memory and the kernel's static shared memory takes {fixed}, so at most {} can be dynamic ({error})",
+                per_block.saturating_sub(fixed)
+            );
+        }
+        Err(LaunchError::from_status(error.code, message))
+    }
+
+    /// The most shared memory a block may have on this GPU (opted in), and
+    /// the static shared memory `function` takes of it.
+    fn shared_limits(&self, function: &CudaFunction) -> Result<(u32, u32), CudaError> {
+        let driver = self.context.driver;
+        self.bound(|| {
             let (mut per_block, mut fixed): (c_int, c_int) = (0, 0);
             // SAFETY: writes one int for a valid attribute and device.
             driver.check("cuDeviceGetAttribute", unsafe {
@@ -288,18 +328,10 @@ impl CudaQueue {
                     function.raw,
                 )
             })?;
-            Ok((per_block.max(0), fixed.max(0)))
-        });
-        let message = match limits {
-            Ok((per_block, fixed)) => format!(
-                "this GPU gives a block at most {per_block} bytes of shared memory and the kernel's static shared memory takes {fixed}, so at most {} can be dynamic ({error})",
-                per_block.saturating_sub(fixed)
-            ),
-            Err(_) => error.to_string(),
-        };
-        Err(LaunchError {
-            message,
-            context_lost: false,
+            Ok((
+                per_block.max(0).cast_unsigned(),
+                fixed.max(0).cast_unsigned(),
+            ))
         })
     }
 }
@@ -534,14 +566,16 @@ impl NativeQueue for CudaQueue {
             driver.check("cuModuleGetFunction", unsafe {
                 (driver.module_get_function)(&mut function, module.raw, symbol.as_ptr())
             })?;
-            // SAFETY: the function just found; writes one int.
-            driver.check("cuFuncGetAttribute", unsafe {
+            // SAFETY: the function just found; writes one int. A failure
+            // leaves 0: the first launch with shared memory asks again.
+            let _ = unsafe {
                 (driver.func_get_attribute)(
                     &mut dynamic_shared,
                     sys::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                     function,
                 )
-            })
+            };
+            Ok(())
         })?;
         Ok(CudaFunction {
             raw: function,

@@ -31,6 +31,8 @@ pub type CUjit_option = c_int;
 
 /// `CUDA_SUCCESS`.
 pub const CUDA_SUCCESS: CUresult = 0;
+/// `CUDA_ERROR_INVALID_VALUE`: an argument out of range.
+pub const CUDA_ERROR_INVALID_VALUE: CUresult = 1;
 /// `CUDA_ERROR_NO_DEVICE`: a driver, but no NVIDIA GPU.
 pub const CUDA_ERROR_NO_DEVICE: CUresult = 100;
 /// `CUDA_ERROR_INVALID_IMAGE`.

@@ -22,6 +22,11 @@ const FORMATS_WITHOUT_PAYLOAD: [u8; 3] = [1, 2, 3];
 const FORMAT_SIZED: u8 = 4;
 /// `EIATTR_KPARAM_INFO`: one kernel parameter.
 const KPARAM_INFO: u8 = 0x17;
+/// `EIATTR_CBANK_PARAM_SIZE`: the parameter block's size, in the header.
+const CBANK_PARAM_SIZE: u8 = 0x19;
+/// `EIATTR_KPARAM_INFO_V2`: a newer parameter record, reportedly written
+/// for newer architectures, whose layout is not known here.
+const KPARAM_INFO_V2: u8 = 0x45;
 
 /// One kernel parameter as a cubin's table describes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,7 +39,10 @@ pub struct CubinParam {
 
 /// The parameters of kernel `kernel` in `bytes` (a cubin), in order.
 /// `Ok(None)` when the cubin has no `.nv.info.<kernel>` section; a kernel
-/// without parameters has the section and no parameter records.
+/// without parameters has the section and no parameter records. The
+/// records must account for the parameter block's size where the section
+/// gives it, so a table written in a form not read here is an error rather
+/// than a kernel that seems to take nothing.
 pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam>>, ElfError> {
     let file = object::File::parse(bytes)
         .map_err(|e| ElfError::Malformed(format!("cannot read the cubin's sections: {e}")))?;
@@ -47,6 +55,7 @@ pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam
         .map_err(|e| ElfError::Malformed(format!("cannot read section `{name}`: {e}")))?;
     let bad = |what: String| ElfError::Malformed(format!("section `{name}`: {what}"));
     let mut params: Vec<(u16, CubinParam)> = Vec::new();
+    let mut block_size: Option<u16> = None;
     let mut at = 0;
     while at < data.len() {
         let header = data
@@ -56,6 +65,9 @@ pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam
         let value = u16::from_le_bytes([header[2], header[3]]);
         at += 4;
         if FORMATS_WITHOUT_PAYLOAD.contains(&format) {
+            if attribute == CBANK_PARAM_SIZE {
+                block_size = Some(value);
+            }
             continue;
         }
         if format != FORMAT_SIZED {
@@ -71,6 +83,12 @@ pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam
             ))
         })?;
         at += usize::from(value);
+        if attribute == KPARAM_INFO_V2 {
+            return Err(bad(format!(
+                "a parameter record of a newer kind ({KPARAM_INFO_V2:#x}) at byte {}, which kernelhub does not read",
+                at - usize::from(value) - 4
+            )));
+        }
         if attribute != KPARAM_INFO {
             continue;
         }
@@ -102,6 +120,18 @@ pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam
                 params.len() - 1
             )));
         }
+    }
+    let end = params
+        .iter()
+        .map(|(_, p)| u32::from(p.offset) + p.size)
+        .max()
+        .unwrap_or(0);
+    if let Some(size) = block_size.map(u32::from)
+        && (end > size || (params.is_empty() && size > 0))
+    {
+        return Err(bad(format!(
+            "its parameter records end at byte {end} of a {size}-byte parameter block"
+        )));
     }
     Ok(Some(params.into_iter().map(|(_, p)| p).collect()))
 }
@@ -177,5 +207,31 @@ mod tests {
         duplicate[at + 8] = 0;
         let error = kernel_params(&duplicate, "mixed").unwrap_err().to_string();
         assert!(error.contains("are not 0 to 5"), "{error}");
+
+        // Records of a kind not read here: the block's 56 bytes unaccounted
+        // for, or the newer record named.
+        let mut renamed = SM90.to_vec();
+        for i in (0..data.len()).step_by(4) {
+            if data[i] == FORMAT_SIZED && data[i + 1] == KPARAM_INFO {
+                renamed[range.start + i + 1] = 0x7f;
+            }
+        }
+        let error = kernel_params(&renamed, "mixed").unwrap_err().to_string();
+        assert!(
+            error.contains("end at byte 0 of a 56-byte parameter block"),
+            "{error}"
+        );
+        renamed[at + 1] = KPARAM_INFO_V2;
+        let error = kernel_params(&renamed, "mixed").unwrap_err().to_string();
+        assert!(error.contains("of a newer kind (0x45)"), "{error}");
+
+        // The last parameter (8 bytes at 48) claimed to be 16 bytes long.
+        let mut long = SM90.to_vec();
+        long[at + 14] = 0x41; // flags 0x0041f000: 16 bytes
+        let error = kernel_params(&long, "mixed").unwrap_err().to_string();
+        assert!(
+            error.contains("end at byte 64 of a 56-byte parameter block"),
+            "{error}"
+        );
     }
 }
