@@ -290,8 +290,10 @@ fn committed_fuzz_corpora_do_not_panic() {
     for (_, bytes) in corpus("elf") {
         if let Ok(info) = elf::parse_elf(&bytes) {
             let _ = info.target_id();
-            for symbol in &info.symbols {
-                let _ = cubin::kernel_params(&bytes, symbol);
+            if let Ok(cubin) = cubin::Cubin::parse(&bytes) {
+                for symbol in &info.symbols {
+                    let _ = cubin.kernel_params(symbol);
+                }
             }
         }
         let _ = elf::amdgpu_kernels(&bytes);

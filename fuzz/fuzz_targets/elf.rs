@@ -17,10 +17,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(info) => {
             let _ = info.target_id();
             let _ = info.vendor.to_string();
+            let cubin = cubin::Cubin::parse(data);
             for symbol in info.symbols.iter().take(8) {
                 assert!(info.has_symbol(symbol));
                 let _ = info.has_kernel_descriptor(symbol);
-                if let Err(error) = cubin::kernel_params(data, symbol) {
+                if let Ok(Err(error)) = cubin.as_ref().map(|c| c.kernel_params(symbol)) {
                     let _ = error.to_string();
                 }
             }

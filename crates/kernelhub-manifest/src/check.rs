@@ -714,12 +714,24 @@ impl ArtifactChecker<'_> {
     /// is a warning, not an error.
     fn check_cubin_params(&mut self, artifact: &Artifact, bytes: &[u8], info: &elf::ElfInfo) {
         let relative = artifact.path.get_ref();
+        let cubin = match cubin::Cubin::parse(bytes) {
+            Ok(cubin) => cubin,
+            Err(e) => {
+                self.warning(
+                    "unverified-signature",
+                    artifact.path.span(),
+                    format!("Cannot read the sections of `{relative}` ({e}); kernel signatures were not checked"),
+                    "check that the cubin loads (`cuobjdump -elf`); rebuild it if not",
+                );
+                return;
+            }
+        };
         for entry in &artifact.entries {
             let symbol = entry.symbol.get_ref();
             if !info.has_symbol(symbol) {
                 continue; // reported as `missing-symbol`
             }
-            let params = match cubin::kernel_params(bytes, symbol) {
+            let params = match cubin.kernel_params(symbol) {
                 Ok(Some(params)) => params,
                 Ok(None) => {
                     self.warning(

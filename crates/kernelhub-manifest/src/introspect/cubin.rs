@@ -37,30 +37,50 @@ pub struct CubinParam {
     pub size: u32,
 }
 
-/// The parameters of kernel `kernel` in `bytes` (a cubin), in order.
-/// `Ok(None)` when the cubin has no `.nv.info.<kernel>` section; a kernel
-/// without parameters has the section and no parameter records. The
-/// records must account for the parameter block's size where the section
-/// gives it, so a table written in a form not read here is an error rather
-/// than a kernel that seems to take nothing.
-pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam>>, ElfError> {
-    let file = object::File::parse(bytes)
-        .map_err(|e| ElfError::Malformed(format!("cannot read the cubin's sections: {e}")))?;
-    let name = format!(".nv.info.{kernel}");
-    let Some(section) = file.section_by_name(&name) else {
-        return Ok(None);
-    };
-    let data = section
-        .data()
-        .map_err(|e| ElfError::Malformed(format!("cannot read section `{name}`: {e}")))?;
-    let bad = |what: String| ElfError::Malformed(format!("section `{name}`: {what}"));
+/// A cubin whose sections have been read, to look up kernels' tables in.
+pub struct Cubin<'data> {
+    file: object::File<'data>,
+}
+
+impl<'data> Cubin<'data> {
+    /// Reads the section table of `bytes`, a cubin.
+    pub fn parse(bytes: &'data [u8]) -> Result<Self, ElfError> {
+        let file = object::File::parse(bytes)
+            .map_err(|e| ElfError::Malformed(format!("cannot read the cubin's sections: {e}")))?;
+        Ok(Cubin { file })
+    }
+
+    /// The parameters of kernel `kernel`, in order. `Ok(None)` when the
+    /// cubin has no `.nv.info.<kernel>` section; a kernel without
+    /// parameters has the section and no parameter records. The records
+    /// must account for the parameter block's size where the section gives
+    /// it, so a table written in a form not read here is an error rather
+    /// than a kernel that seems to take nothing.
+    pub fn kernel_params(&self, kernel: &str) -> Result<Option<Vec<CubinParam>>, ElfError> {
+        let name = format!(".nv.info.{kernel}");
+        let Some(section) = self.file.section_by_name(&name) else {
+            return Ok(None);
+        };
+        let data = section
+            .data()
+            .map_err(|e| ElfError::Malformed(format!("cannot read section `{name}`: {e}")))?;
+        read_table(data)
+            .map(Some)
+            .map_err(|what| ElfError::Malformed(format!("section `{name}`: {what}")))
+    }
+}
+
+/// The parameters a `.nv.info.<kernel>` section's records describe, in
+/// order; the error says what in them could not be read.
+fn read_table(data: &[u8]) -> Result<Vec<CubinParam>, String> {
     let mut params: Vec<(u16, CubinParam)> = Vec::new();
     let mut block_size: Option<u16> = None;
     let mut at = 0;
     while at < data.len() {
+        let start = at;
         let header = data
             .get(at..at + 4)
-            .ok_or_else(|| bad(format!("a record header cut short at byte {at}")))?;
+            .ok_or_else(|| format!("a record header cut short at byte {start}"))?;
         let (format, attribute) = (header[0], header[1]);
         let value = u16::from_le_bytes([header[2], header[3]]);
         at += 4;
@@ -71,23 +91,18 @@ pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam
             continue;
         }
         if format != FORMAT_SIZED {
-            return Err(bad(format!(
-                "record format {format:#x} at byte {} is not one kernelhub knows",
-                at - 4
-            )));
+            return Err(format!(
+                "record format {format:#x} at byte {start} is not one kernelhub knows"
+            ));
         }
-        let payload = data.get(at..at + usize::from(value)).ok_or_else(|| {
-            bad(format!(
-                "a {value}-byte record at byte {} runs past its end",
-                at - 4
-            ))
-        })?;
+        let payload = data
+            .get(at..at + usize::from(value))
+            .ok_or_else(|| format!("a {value}-byte record at byte {start} runs past its end"))?;
         at += usize::from(value);
         if attribute == KPARAM_INFO_V2 {
-            return Err(bad(format!(
-                "a parameter record of a newer kind ({KPARAM_INFO_V2:#x}) at byte {}, which kernelhub does not read",
-                at - usize::from(value) - 4
-            )));
+            return Err(format!(
+                "a parameter record of a newer kind ({KPARAM_INFO_V2:#x}) at byte {start}, which kernelhub does not read"
+            ));
         }
         if attribute != KPARAM_INFO {
             continue;
@@ -95,10 +110,10 @@ pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam
         // u32 index, u16 ordinal, u16 offset, u32 flags with the size in
         // bits 18 to 31.
         if payload.len() < 12 {
-            return Err(bad(format!(
+            return Err(format!(
                 "a parameter record of {} bytes (12 expected)",
                 payload.len()
-            )));
+            ));
         }
         let ordinal = u16::from_le_bytes([payload[4], payload[5]]);
         let offset = u16::from_le_bytes([payload[6], payload[7]]);
@@ -114,11 +129,11 @@ pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam
     params.sort_by_key(|(ordinal, _)| *ordinal);
     for (expected, (ordinal, _)) in params.iter().enumerate() {
         if usize::from(*ordinal) != expected {
-            return Err(bad(format!(
+            return Err(format!(
                 "parameter ordinals {:?} are not 0 to {}",
                 params.iter().map(|(o, _)| *o).collect::<Vec<_>>(),
                 params.len() - 1
-            )));
+            ));
         }
     }
     let end = params
@@ -129,11 +144,11 @@ pub fn kernel_params(bytes: &[u8], kernel: &str) -> Result<Option<Vec<CubinParam
     if let Some(size) = block_size.map(u32::from)
         && (end > size || (params.is_empty() && size > 0))
     {
-        return Err(bad(format!(
+        return Err(format!(
             "its parameter records end at byte {end} of a {size}-byte parameter block"
-        )));
+        ));
     }
-    Ok(Some(params.into_iter().map(|(_, p)| p).collect()))
+    Ok(params.into_iter().map(|(_, p)| p).collect())
 }
 
 #[cfg(test)]
@@ -160,11 +175,20 @@ mod tests {
         ];
         for cubin in [SM80, SM90] {
             assert_eq!(
-                kernel_params(cubin, "mixed").unwrap(),
+                Cubin::parse(cubin).unwrap().kernel_params("mixed").unwrap(),
                 Some(expected.clone())
             );
-            assert_eq!(kernel_params(cubin, "none").unwrap(), Some(Vec::new()));
-            assert_eq!(kernel_params(cubin, "absent").unwrap(), None);
+            assert_eq!(
+                Cubin::parse(cubin).unwrap().kernel_params("none").unwrap(),
+                Some(Vec::new())
+            );
+            assert_eq!(
+                Cubin::parse(cubin)
+                    .unwrap()
+                    .kernel_params("absent")
+                    .unwrap(),
+                None
+            );
         }
     }
 
@@ -187,25 +211,39 @@ mod tests {
 
         let mut unknown_format = SM90.to_vec();
         unknown_format[at] = 9;
-        let error = kernel_params(&unknown_format, "mixed")
+        let error = Cubin::parse(&unknown_format)
+            .unwrap()
+            .kernel_params("mixed")
             .unwrap_err()
             .to_string();
         assert!(error.contains("record format 0x9"), "{error}");
 
         let mut too_long = SM90.to_vec();
         too_long[at + 2] = 0xff;
-        let error = kernel_params(&too_long, "mixed").unwrap_err().to_string();
+        let error = Cubin::parse(&too_long)
+            .unwrap()
+            .kernel_params("mixed")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("runs past its end"), "{error}");
 
         let mut short = SM90.to_vec();
         short[at + 2] = 8;
-        let error = kernel_params(&short, "mixed").unwrap_err().to_string();
+        let error = Cubin::parse(&short)
+            .unwrap()
+            .kernel_params("mixed")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("of 8 bytes (12 expected)"), "{error}");
 
         // The first record listed is the last parameter: make it a second 0.
         let mut duplicate = SM90.to_vec();
         duplicate[at + 8] = 0;
-        let error = kernel_params(&duplicate, "mixed").unwrap_err().to_string();
+        let error = Cubin::parse(&duplicate)
+            .unwrap()
+            .kernel_params("mixed")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("are not 0 to 5"), "{error}");
 
         // Records of a kind not read here: the block's 56 bytes unaccounted
@@ -216,19 +254,31 @@ mod tests {
                 renamed[range.start + i + 1] = 0x7f;
             }
         }
-        let error = kernel_params(&renamed, "mixed").unwrap_err().to_string();
+        let error = Cubin::parse(&renamed)
+            .unwrap()
+            .kernel_params("mixed")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("end at byte 0 of a 56-byte parameter block"),
             "{error}"
         );
         renamed[at + 1] = KPARAM_INFO_V2;
-        let error = kernel_params(&renamed, "mixed").unwrap_err().to_string();
+        let error = Cubin::parse(&renamed)
+            .unwrap()
+            .kernel_params("mixed")
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("of a newer kind (0x45)"), "{error}");
 
         // The last parameter (8 bytes at 48) claimed to be 16 bytes long.
         let mut long = SM90.to_vec();
         long[at + 14] = 0x41; // flags 0x0041f000: 16 bytes
-        let error = kernel_params(&long, "mixed").unwrap_err().to_string();
+        let error = Cubin::parse(&long)
+            .unwrap()
+            .kernel_params("mixed")
+            .unwrap_err()
+            .to_string();
         assert!(
             error.contains("end at byte 64 of a 56-byte parameter block"),
             "{error}"
