@@ -4,17 +4,20 @@
 #   kernels/<k>/src/<k>.cu   -> kernels/<k>/build/cuda/<k>_sm80.ptx
 #   kernels/<k>/src/<k>.hip  -> kernels/<k>/build/rocm/<k>_gfx90a.hsaco
 #                               kernels/<k>/build/rocm/<k>_gfx942.hsaco
+#   kernels/<k>/src/<k>.wgsl -> kernels/<k>/wgsl/*.wgsl, one per WGSL artifact
+#                               in kernel.toml (scripts/wgsl-variants.py)
 #
-# Needs only clang-15 and lld-15 (Debian 12 packages): no CUDA toolkit, no ROCm.
-# The WGSL files are hand-written and not built. The outputs are deterministic:
-# a rebuild gives byte-identical files, so the sha256 in each kernel.toml
-# stays valid.
+# Needs only clang-15 and lld-15 (Debian 12 packages): no CUDA toolkit, no
+# ROCm; and python3 for the WGSL. The outputs are deterministic: a rebuild
+# gives byte-identical files, so the sha256 in each kernel.toml stays valid.
 #
 #   scripts/build-kernels.sh          build into kernels/*/build/
 #   scripts/build-kernels.sh --check  build into a temporary directory and
 #                                     compare with the files in kernels/*/build/
 #                                     (and each derived .hip with what its .cu
-#                                     gives); exit 1 naming every file that differs
+#                                     gives, each WGSL file with what its
+#                                     source gives); exit 1 naming every file
+#                                     that differs
 #
 # After changing a source, rebuild and then update size and sha256 in that
 # kernel's kernel.toml (`kernelhub manifest update`). The .hip of activation,
@@ -108,6 +111,8 @@ build() {
         done
 
         popd >/dev/null
+        (cd "$ROOT" && python3 scripts/wgsl-variants.py "$k" "$out/$k")
+        echo "made kernels/$k/wgsl/*.wgsl"
     done
 }
 
@@ -136,8 +141,21 @@ for k in "${KERNELS[@]}"; do
             status=1
         fi
     done
+    for made in "$WORK/out/$k"/wgsl/*.wgsl; do
+        rel=wgsl/${made##*/}
+        if ! cmp -s "$ROOT/kernels/$k/$rel" "$made"; then
+            echo "DIFFERS kernels/$k/$rel (edit src/$k.wgsl, not this file; remake with scripts/build-kernels.sh, then update kernel.toml)"
+            status=1
+        fi
+    done
+    for committed in "$ROOT/kernels/$k"/wgsl/*.wgsl; do
+        if [[ ! -f $WORK/out/$k/wgsl/${committed##*/} ]]; then
+            echo "STRAY kernels/$k/wgsl/${committed##*/} (no WGSL artifact in kernel.toml makes it: remove it)"
+            status=1
+        fi
+    done
 done
 if ((status == 0)); then
-    echo "ok: all native artifacts match their sources, and the derived .hip their .cu"
+    echo "ok: all native and WGSL artifacts match their sources, and the derived .hip their .cu"
 fi
 exit $status

@@ -1,16 +1,23 @@
 enable f16;
 
-// activation_f16.wgsl - gated activations for MLP blocks, WGSL fallback, f16 tensors.
-// Needs the `shader-f16` feature (declared in kernel.toml); values are
-// converted to f32 for the arithmetic and rounded to f16 once, on store.
+// activation_f16.wgsl: the f16 variant of src/activation.wgsl,
+// made by scripts/wgsl-variants.py; edit the source, not this file.
+alias elem = f16;
+
+// activation.wgsl - gated activations for MLP blocks, WGSL fallback.
 //
-// Hand-written (nothing builds it); validated by `kernelhub check`. bf16 is
-// covered by the native (PTX / hsaco) artifacts only.
+// The one source of wgsl/activation_f32.wgsl and wgsl/activation_f16.wgsl:
+// scripts/wgsl-variants.py makes them, declaring `elem`, the tensors' element
+// type (f32, or f16 with `enable f16;` and the `shader-f16` feature). Values
+// are converted to f32 for the arithmetic and rounded to `elem` once, on
+// store; for f32 the conversions are the identity. bf16 is covered by the
+// native (PTX / hsaco) artifacts only. `kernelhub check` validates the output.
 // Bindings follow the kernelhub convention (docs/formats.md): the op's tensors
 // in parameter order at @group(0) @binding(0..), `read_write` for written
 // ones, then the scalar parameters as one uniform struct. Tensors are bound
-// as arrays of vec4<f16> (8-byte units): kernelhub pads its buffers to 16
-// bytes, and no index here goes past the ceil(len / 4) vec4s that hold a tensor.
+// as arrays of vec4<elem> (16 bytes for f32, 8 for f16): kernelhub pads its
+// buffers to 16 bytes, and no index here goes past the ceil(len / 4) vec4s
+// that hold a tensor.
 
 // out[t, c] = act(input[t, c]) * input[t, d + c], computed in f32.
 //
@@ -19,7 +26,7 @@ enable f16;
 // workgroup w takes tiles w, w + num_workgroups, ... (grid-stride), so any
 // size works within the 65535 workgroups-per-dimension limit.
 // - d % 4 == 0 (fast path): a tile is 1024 output vec4s. Each invocation
-//   loads 4 (gate, up) pairs of vec4s, 256 vec4s apart (coalesced 8-byte
+//   loads 4 (gate, up) pairs of vec4s, 256 vec4s apart (coalesced vec4
 //   loads, 8 in flight), then computes and stores its 4 output vec4s.
 // - any other d: each invocation handles 16 single elements of the tile,
 //   addressing vec4 components (v[i >> 2][i & 3]); slower, but exact for
@@ -33,8 +40,8 @@ struct Params {
     d: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> out: array<vec4<f16>>;  // [tokens, d]
-@group(0) @binding(1) var<storage, read> input: array<vec4<f16>>;      // [tokens, 2 * d]
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<elem>>;  // [tokens, d]
+@group(0) @binding(1) var<storage, read> input: array<vec4<elem>>;      // [tokens, 2 * d]
 @group(0) @binding(2) var<uniform> params: Params;
 
 const WG: u32 = 256u;           // @workgroup_size
@@ -97,10 +104,10 @@ fn act(op: u32, x: f32) -> f32 {
 }
 
 // act(gate) * up, one vec4, in f32.
-fn gated4(op: u32, gate16: vec4<f16>, up16: vec4<f16>) -> vec4<f16> {
-    let gate = vec4<f32>(gate16);
-    let up = vec4<f32>(up16);
-    return vec4<f16>(vec4<f32>(act(op, gate.x), act(op, gate.y), act(op, gate.z), act(op, gate.w)) * up);
+fn gated4(op: u32, gate_in: vec4<elem>, up_in: vec4<elem>) -> vec4<elem> {
+    let gate = vec4<f32>(gate_in);
+    let up = vec4<f32>(up_in);
+    return vec4<elem>(vec4<f32>(act(op, gate.x), act(op, gate.y), act(op, gate.z), act(op, gate.w)) * up);
 }
 
 // Index of input[t, c] for the flat index k = t * n + c of an [tokens, n]
@@ -154,7 +161,7 @@ fn gated(op: u32, lid: u32, wid: u32, nwg: u32) {
             for (var i = base + lid; i < end; i += WG) {
                 let j = gate_index(i, d);
                 let u = j + d;
-                out[i >> 2u][i & 3u] = f16(act(op, f32(input[j >> 2u][j & 3u])) * f32(input[u >> 2u][u & 3u]));
+                out[i >> 2u][i & 3u] = elem(act(op, f32(input[j >> 2u][j & 3u])) * f32(input[u >> 2u][u & 3u]));
             }
         }
     }

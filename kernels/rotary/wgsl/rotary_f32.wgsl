@@ -1,7 +1,17 @@
-// rotary_f32.wgsl - rotary position embedding, WGSL fallback, f32 tensors.
+// rotary_f32.wgsl: the f32 variant of src/rotary.wgsl,
+// made by scripts/wgsl-variants.py; edit the source, not this file.
+alias elem = f32;
+
+// rotary.wgsl - rotary position embedding, WGSL fallback.
 //
-// Hand-written (nothing builds it); validated by `kernelhub check`. bf16 is
-// covered by the native (PTX / hsaco) artifacts only.
+// The one source of wgsl/rotary_f32.wgsl and wgsl/rotary_f16.wgsl:
+// scripts/wgsl-variants.py makes them, declaring `elem`, the tensors' element
+// type (f32, or f16 with `enable f16;` and the `shader-f16` feature). Values
+// are converted to f32 for the arithmetic and rounded to `elem` on store; for
+// f32 the conversions are the identity. wgpu buffer sizes are multiples of 4
+// bytes, so an odd-length f16 tensor lives in a buffer padded by 2 bytes.
+// bf16 is covered by the native (PTX / hsaco) artifacts only. `kernelhub
+// check` validates the output.
 // Bindings follow the kernelhub convention (docs/formats.md): the op's tensors
 // in parameter order at @group(0) @binding(0..), `read_write` for written
 // ones, then the scalar parameters as one uniform struct.
@@ -32,9 +42,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> positions: array<u32>;           // [tokens]
-@group(0) @binding(1) var<storage, read_write> query: array<f32>;        // [tokens, num_heads * head_size]
-@group(0) @binding(2) var<storage, read_write> key: array<f32>;          // [tokens, num_kv_heads * head_size]
-@group(0) @binding(3) var<storage, read> cos_sin_cache: array<f32>;      // [max_position, rot_dim]
+@group(0) @binding(1) var<storage, read_write> query: array<elem>;        // [tokens, num_heads * head_size]
+@group(0) @binding(2) var<storage, read_write> key: array<elem>;          // [tokens, num_kv_heads * head_size]
+@group(0) @binding(3) var<storage, read> cos_sin_cache: array<elem>;      // [max_position, rot_dim]
 @group(0) @binding(4) var<uniform> params: Params;
 
 fn rotary(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, neox: bool) {
@@ -62,14 +72,14 @@ fn rotary(lid: u32, wid: vec3<u32>, nwg: vec3<u32>, neox: bool) {
                 let b = t * q_row + h * params.head_size;
                 let x = f32(query[b + xi]);
                 let y = f32(query[b + yi]);
-                query[b + xi] = (x * c - y * s);
-                query[b + yi] = (y * c + x * s);
+                query[b + xi] = elem(x * c - y * s);
+                query[b + yi] = elem(y * c + x * s);
             } else {
                 let b = t * k_row + (h - params.num_heads) * params.head_size;
                 let x = f32(key[b + xi]);
                 let y = f32(key[b + yi]);
-                key[b + xi] = (x * c - y * s);
-                key[b + yi] = (y * c + x * s);
+                key[b + xi] = elem(x * c - y * s);
+                key[b + yi] = elem(y * c + x * s);
             }
         }
     }

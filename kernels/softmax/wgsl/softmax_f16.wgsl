@@ -1,15 +1,25 @@
 enable f16;
 
-// softmax_f16.wgsl - row-wise softmax, WGSL fallback, f16 tensors.
-// Needs the `shader-f16` feature (declared in kernel.toml); values are
-// converted to f32 for the arithmetic and rounded to f16 once, on store.
+// softmax_f16.wgsl: the f16 variant of src/softmax.wgsl,
+// made by scripts/wgsl-variants.py; edit the source, not this file.
+alias elem = f16;
+
+// softmax.wgsl - row-wise softmax, WGSL fallback.
 //
-// Hand-written (nothing builds it); validated by `kernelhub check`.
+// The one source of wgsl/softmax_{f32,f16}{,_subgroups}.wgsl:
+// scripts/wgsl-variants.py makes them, declaring `elem`, the tensors' element
+// type (f32, or f16 with `enable f16;` and the `shader-f16` feature), and
+// keeping the `//#if subgroups` parts only in the variants that need the
+// `subgroups` feature. Values are converted to f32 for the arithmetic and
+// rounded to `elem` once, on store; for f32 the conversions are the identity.
+// bf16 is covered by the native (PTX / hsaco) artifacts only. `kernelhub
+// check` validates the output.
 // Bindings follow the kernelhub convention (docs/formats.md): the op's tensors
 // in parameter order at @group(0) @binding(0..), `read_write` for written
 // ones, then the scalar parameters as one uniform struct. Tensors are bound
-// as arrays of vec4<f16> (8-byte units): kernelhub pads its buffers to 16
-// bytes, and no index here goes past the ceil(len / 4) vec4s that hold a tensor.
+// as arrays of vec4<elem> (16 bytes for f32, 8 for f16): kernelhub pads its
+// buffers to 16 bytes, and no index here goes past the ceil(len / 4) vec4s
+// that hold a tensor.
 
 // out[r, i] = exp(x_i - m) / sum_j exp(x_j - m), m = max_j x_j, in f32.
 //
@@ -17,12 +27,24 @@ enable f16;
 // workgroups. A workgroup handles rows wid, wid + num_workgroups, ...:
 // 1. one pass over the row: each invocation keeps a running maximum m and
 //    s = sum exp(x - m), rescaling s whenever m grows (online softmax);
-// 2. the 256 (m, s) pairs are merged as a tree in workgroup memory;
+// 2. the (m, s) pairs are merged across the workgroup: without subgroups
+//    the 256 of them as a tree in workgroup memory; with them, each subgroup
+//    merges its pairs with subgroupMax and subgroupAdd, and one invocation of
+//    it stores the result in a workgroup slot; after one barrier every
+//    subgroup merges the slots the same way;
 // 3. a second pass (the row now comes from cache) writes exp(x - m) / s.
 // When cols % 4 == 0 every load and store is a whole vec4; otherwise single
 // elements are addressed as vec4 components (v[i >> 2][i & 3]). Which path
 // runs depends only on the uniform `cols`. Entry point: softmax.
-// softmax_f16_subgroups.wgsl is the same with a subgroup reduction.
+//
+// No subgroup size is assumed: it comes from @builtin(subgroup_size) (any
+// power of two WebGPU allows, 4 to 128: lavapipe 8, NVIDIA 32, AMD 32 or 64),
+// so the 256 invocations form 256 / subgroup_size <= 64 subgroups, and
+// subgroup k is invocations k * subgroup_size .. (k + 1) * subgroup_size - 1
+// (the layout every Vulkan, Metal and D3D12 driver uses for compute). The
+// slots are double-buffered by row, so a row needs one barrier, not two.
+// There is no `enable subgroups;`: naga (wgpu 30) rejects it as not yet
+// implemented and allows the subgroup builtins without it.
 //
 // Special values give what the CPU reference (exact arithmetic on the same
 // inputs) gives: a row holding a NaN or +inf, or only -inf, is all NaN;
@@ -36,8 +58,8 @@ struct Params {
     cols: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> out: array<vec4<f16>>;  // [rows, cols]
-@group(0) @binding(1) var<storage, read> input: array<vec4<f16>>;      // [rows, cols]
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<elem>>;  // [rows, cols]
+@group(0) @binding(1) var<storage, read> input: array<vec4<elem>>;      // [rows, cols]
 @group(0) @binding(2) var<uniform> params: Params;
 
 const WG: u32 = 256u; // @workgroup_size
@@ -141,25 +163,25 @@ fn write_row(row: u32, lid: u32, total: Acc) {
         let base = row * cv;
         if (poisoned) {
             for (var i = lid; i < cv; i += WG) {
-                out[base + i] = vec4<f16>(vec4<f32>(nan()));
+                out[base + i] = vec4<elem>(vec4<f32>(nan()));
             }
         } else {
             var i = lid;
             for (; i + WG < cv; i += 2u * WG) {
                 let a = vec4<f32>(input[base + i]);
                 let b = vec4<f32>(input[base + i + WG]);
-                out[base + i] = vec4<f16>(exp(a - vec4<f32>(m)) * inv);
-                out[base + i + WG] = vec4<f16>(exp(b - vec4<f32>(m)) * inv);
+                out[base + i] = vec4<elem>(exp(a - vec4<f32>(m)) * inv);
+                out[base + i + WG] = vec4<elem>(exp(b - vec4<f32>(m)) * inv);
             }
             if (i < cv) {
-                out[base + i] = vec4<f16>(exp(vec4<f32>(input[base + i]) - vec4<f32>(m)) * inv);
+                out[base + i] = vec4<elem>(exp(vec4<f32>(input[base + i]) - vec4<f32>(m)) * inv);
             }
         }
     } else {
         let base = row * cols;
         for (var i = lid; i < cols; i += WG) {
             let j = base + i;
-            out[j >> 2u][j & 3u] = select(f16(exp(f32(input[j >> 2u][j & 3u]) - m) * inv), f16(nan()), poisoned);
+            out[j >> 2u][j & 3u] = select(elem(exp(f32(input[j >> 2u][j & 3u]) - m) * inv), elem(nan()), poisoned);
         }
     }
 }
