@@ -519,3 +519,125 @@ fn cubin_without_a_parameter_table_warns() {
         report.diagnostics
     );
 }
+
+/// `scale_sm80.cubin` and `scale.ptx` in one fatbin, stored plain
+/// (`fatbinary -compress=false`), and with fatbinary's default compression,
+/// which compresses the PTX (crates/kernelhub-manifest/tests/fixtures/README.md).
+const SCALE_FATBIN: &[u8] =
+    include_bytes!("../crates/kernelhub-manifest/tests/fixtures/scale.fatbin");
+const SCALE_FATBIN_COMPRESSED: &[u8] =
+    include_bytes!("../crates/kernelhub-manifest/tests/fixtures/scale_compressed.fatbin");
+
+/// The good repo with its artifact replaced by `scale.fatbin` holding `fatbin`.
+fn fatbin_repo(fatbin: &[u8]) -> Repo {
+    let sha = kernelhub_manifest::hash::Sha256Digest::of(fatbin);
+    Repo::good()
+        .edit(
+            "backend = \"wgpu\"\nformat = \"wgsl\"\npath = \"scale.wgsl\"\nsize = {SIZE}\nsha256 = \"{SHA}\"",
+            &format!(
+                "backend = \"cuda\"\nformat = \"fatbin\"\ntargets = [\"sm_80\", \"sm_90\"]\npath = \"scale.fatbin\"\nsize = {}\nsha256 = \"{sha}\"",
+                fatbin.len()
+            ),
+        )
+        .file("scale.fatbin", fatbin)
+}
+
+fn messages(repo: &Repo, code: &str) -> Vec<String> {
+    repo.check()
+        .diagnostics
+        .into_iter()
+        .filter(|d| d.code == code)
+        .map(|d| d.message)
+        .collect()
+}
+
+#[test]
+fn fatbin_with_the_op_signature_is_clean() {
+    // sm_80 runs the cubin; sm_90 JIT-compiles the PTX.
+    let report = fatbin_repo(SCALE_FATBIN).check();
+    assert!(report.diagnostics.is_empty(), "{:?}", report.diagnostics);
+}
+
+#[test]
+fn fatbin_signature_is_checked_in_each_cubin_and_ptx() {
+    let repo = fatbin_repo(SCALE_FATBIN).edit("  { name = \"alpha\", scalar = \"f32\" },\n", "");
+    assert_reports(&repo, "signature-mismatch", "kernel.toml", 27);
+    assert_eq!(
+        messages(&repo, "signature-mismatch"),
+        [
+            "Kernel `scale` in the sm_80 cubin in `scale.fatbin` takes 4 parameters, but op `scale` passes 3 arguments",
+            "Kernel `scale` in the sm_80 PTX in `scale.fatbin` (line 9) takes 4 parameters, but op `scale` passes 3 arguments",
+        ]
+    );
+}
+
+#[test]
+fn fatbin_kernel_missing_from_its_code() {
+    let repo = fatbin_repo(SCALE_FATBIN).edit("symbol = \"scale\"", "symbol = \"scale2\"");
+    assert_eq!(
+        messages(&repo, "missing-symbol"),
+        [
+            "the sm_80 cubin in `scale.fatbin` has no kernel `scale2`",
+            "the sm_80 PTX in `scale.fatbin` has no kernel `scale2`",
+        ]
+    );
+}
+
+#[test]
+fn fatbin_target_nothing_in_it_runs_on() {
+    let repo = fatbin_repo(SCALE_FATBIN).edit("[\"sm_80\", \"sm_90\"]", "[\"sm_80\", \"sm_75\"]");
+    assert_reports(&repo, "target-mismatch", "kernel.toml", 20);
+    let d = first_diagnostic(&repo, "target-mismatch");
+    assert_eq!(
+        d.message,
+        "Nothing in `scale.fatbin` runs on `sm_75`: it holds sm_80 cubin, sm_80 PTX"
+    );
+}
+
+#[test]
+fn fatbin_compressed_entries_warn_and_the_rest_is_checked() {
+    let repo = fatbin_repo(SCALE_FATBIN_COMPRESSED);
+    let report = repo.check();
+    assert_eq!(
+        report.count(kernelhub_manifest::Severity::Error),
+        0,
+        "{:?}",
+        report.diagnostics
+    );
+    assert_eq!(
+        messages(&repo, "unverified-signature"),
+        [
+            "The sm_80 PTX in `scale.fatbin` is compressed, and kernelhub does not inflate them: their kernels and signatures were not checked"
+        ]
+    );
+    // The compressed PTX still counts for the targets it serves.
+    assert!(messages(&repo, "target-mismatch").is_empty());
+    // The plain cubin beside it is still checked.
+    let repo = repo.edit("  { name = \"alpha\", scalar = \"f32\" },\n", "");
+    assert_eq!(
+        messages(&repo, "signature-mismatch"),
+        [
+            "Kernel `scale` in the sm_80 cubin in `scale.fatbin` takes 4 parameters, but op `scale` passes 3 arguments"
+        ]
+    );
+}
+
+#[test]
+fn fatbin_that_is_not_one() {
+    let repo = fatbin_repo(SCALE_CUBIN);
+    assert_reports(&repo, "invalid-fatbin", "kernel.toml", 21);
+    assert_eq!(
+        messages(&repo, "invalid-fatbin"),
+        [
+            "`scale.fatbin` is not a fatbin: no fatbin header at byte 0 (expected the magic bytes 50 ed 55 ba, found 7f 45 4c 46)"
+        ]
+    );
+    // A cut-off fatbin, with its hash and size made to match.
+    let repo = fatbin_repo(&SCALE_FATBIN[..SCALE_FATBIN.len() - 100]);
+    assert!(
+        messages(&repo, "invalid-fatbin")[0]
+            .starts_with("`scale.fatbin` is not a fatbin: truncated fatbin: "),
+        "{:?}",
+        repo.check().diagnostics
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use kernelhub_manifest::introspect::{cubin, elf, ptx};
+use kernelhub_manifest::introspect::{cubin, elf, fatbin, ptx};
 use kernelhub_manifest::kernel::ManifestParts;
 use kernelhub_manifest::validate::validate;
 use kernelhub_manifest::{
@@ -297,5 +297,10 @@ fn committed_fuzz_corpora_do_not_panic() {
             }
         }
         let _ = elf::amdgpu_kernels(&bytes);
+        if let Ok(entries) = fatbin::parse_fatbin(&bytes) {
+            for entry in entries {
+                let _ = elf::parse_elf(&bytes[entry.payload]);
+            }
+        }
     }
 }

@@ -5,8 +5,8 @@
 //! included), size and SHA-256 match, and the contents agree with the
 //! manifest — PTX `.target`/`.version`/`.entry` and each entry's `.param`
 //! list, ELF machine, arch and symbols (and each kernel's parameter list:
-//! hsaco metadata, a cubin's parameter table), WGSL entry points, bindings
-//! and workgroup size. Each artifact is read once; the bytes inspected are
+//! hsaco metadata, a cubin's parameter table), the same for each cubin and
+//! PTX in a fatbin, WGSL entry points, bindings and workgroup size. Each artifact is read once; the bytes inspected are
 //! the bytes hashed.
 
 use std::collections::HashMap;
@@ -18,6 +18,7 @@ use crate::diagnostic::Diagnostic;
 use crate::hash::{Sha256Digest, hash_reader};
 use crate::introspect::cubin;
 use crate::introspect::elf::{self, GpuVendor};
+use crate::introspect::fatbin::{self, FatbinKind};
 use crate::introspect::ptx;
 use crate::introspect::wgsl::{BindingKind, Element, WgslCapabilities, WgslModule};
 use crate::kernel::{
@@ -283,8 +284,7 @@ impl ArtifactChecker<'_> {
             Format::Ptx => self.check_ptx(artifact, &bytes),
             Format::Cubin | Format::Hsaco => self.check_elf(artifact, &bytes),
             Format::Wgsl => self.check_wgsl(artifact, &file, bytes),
-            // A fatbin's container layout is undocumented; its hash and size are checked above.
-            Format::Fatbin => {}
+            Format::Fatbin => self.check_fatbin(artifact, &bytes),
             Format::SharedLibrary => self.check_shared_library(artifact, &bytes),
         }
     }
@@ -434,15 +434,15 @@ impl ArtifactChecker<'_> {
         }
         for entry in &artifact.entries {
             match info.kernel(entry.symbol.get_ref()) {
-                None => self.missing_symbol(artifact, entry, &info.entries),
-                Some(kernel) => self.check_ptx_params(artifact, entry, kernel),
+                None => self.missing_symbol(&format!("`{relative}`"), entry, &info.entries),
+                Some(kernel) => self.check_ptx_params(&format!("`{relative}`"), entry, kernel),
             }
         }
     }
 
-    /// The `.param` list of the PTX entry `kernel` against the signature of `entry`'s op.
-    fn check_ptx_params(&mut self, artifact: &Artifact, entry: &Entry, kernel: &ptx::PtxEntry) {
-        let relative = artifact.path.get_ref();
+    /// The `.param` list of the PTX entry `kernel` against the signature of
+    /// `entry`'s op; `code` names the PTX in messages.
+    fn check_ptx_params(&mut self, code: &str, entry: &Entry, kernel: &ptx::PtxEntry) {
         let params = match &kernel.params {
             Ok(params) => params,
             Err(e) => {
@@ -450,7 +450,7 @@ impl ArtifactChecker<'_> {
                     "unverified-signature",
                     entry.symbol.span(),
                     format!(
-                        "Cannot read the parameters of kernel `{}` in `{relative}` ({e}); its signature was not checked",
+                        "Cannot read the parameters of kernel `{}` in {code} ({e}); its signature was not checked",
                         kernel.name
                     ),
                     "check that the PTX assembles (`ptxas`); if it does, report the PTX to kernelhub",
@@ -463,11 +463,11 @@ impl ArtifactChecker<'_> {
             .map(|p| KernelParam {
                 ty: p.ty.clone(),
                 what: format!("`{}` `{}`", p.ty, p.name),
-                place: format!("at `{relative}` line {}", p.line),
+                place: format!("at {code} line {}", p.line),
                 size: p.size,
             })
             .collect();
-        let place = format!("`{relative}` (line {})", kernel.line);
+        let place = format!("{code} (line {})", kernel.line);
         self.check_signature(entry, &place, &found);
     }
 
@@ -587,7 +587,8 @@ impl ArtifactChecker<'_> {
         }
     }
 
-    fn missing_symbol(&mut self, artifact: &Artifact, entry: &Entry, found: &[String]) {
+    /// `entry`'s kernel is not among `found`, the kernels `code` defines.
+    fn missing_symbol(&mut self, code: &str, entry: &Entry, found: &[String]) {
         let listed = if found.is_empty() {
             "it defines no kernels".to_string()
         } else {
@@ -596,11 +597,7 @@ impl ArtifactChecker<'_> {
         self.error(
             "missing-symbol",
             entry.symbol.span(),
-            format!(
-                "`{}` has no kernel `{}`",
-                artifact.path.get_ref(),
-                entry.symbol.get_ref()
-            ),
+            format!("{code} has no kernel `{}`", entry.symbol.get_ref()),
             listed,
         );
     }
@@ -690,7 +687,7 @@ impl ArtifactChecker<'_> {
         for entry in &artifact.entries {
             let symbol = entry.symbol.get_ref();
             if !info.symbols.iter().any(|s| s == symbol) {
-                self.missing_symbol(artifact, entry, &functions);
+                self.missing_symbol(&format!("`{relative}`"), entry, &functions);
             } else if expected == GpuVendor::Amd
                 && !info.symbols.iter().any(|s| *s == format!("{symbol}.kd"))
             {
@@ -704,23 +701,30 @@ impl ArtifactChecker<'_> {
         }
         match expected {
             GpuVendor::Amd => self.check_hsaco_args(artifact, bytes, &info),
-            GpuVendor::Nvidia => self.check_cubin_params(artifact, bytes, &info),
+            GpuVendor::Nvidia => {
+                self.check_cubin_params(artifact, &format!("`{relative}`"), bytes, &info)
+            }
         }
     }
 
     /// Each entry's kernel's parameter table in a cubin against the signature of the
     /// entry's op; entries without their kernel are reported elsewhere. The table's
     /// format is NVIDIA's and undocumented ([`cubin`]): a table kernelhub cannot read
-    /// is a warning, not an error.
-    fn check_cubin_params(&mut self, artifact: &Artifact, bytes: &[u8], info: &elf::ElfInfo) {
-        let relative = artifact.path.get_ref();
+    /// is a warning, not an error. `code` names the cubin in messages.
+    fn check_cubin_params(
+        &mut self,
+        artifact: &Artifact,
+        code: &str,
+        bytes: &[u8],
+        info: &elf::ElfInfo,
+    ) {
         let cubin = match cubin::Cubin::parse(bytes) {
             Ok(cubin) => cubin,
             Err(e) => {
                 self.warning(
                     "unverified-signature",
                     artifact.path.span(),
-                    format!("Cannot read the sections of `{relative}` ({e}); kernel signatures were not checked"),
+                    format!("Cannot read the sections of {code} ({e}); kernel signatures were not checked"),
                     "check that the cubin loads (`cuobjdump -elf`); rebuild it if not",
                 );
                 return;
@@ -737,7 +741,7 @@ impl ArtifactChecker<'_> {
                     self.warning(
                         "unverified-signature",
                         entry.symbol.span(),
-                        format!("`{relative}` has no parameter table for kernel `{symbol}` (section `.nv.info.{symbol}`); its signature was not checked"),
+                        format!("{code} has no parameter table for kernel `{symbol}` (section `.nv.info.{symbol}`); its signature was not checked"),
                         "rebuild the cubin with a current ptxas or nvcc, which writes one for every kernel",
                     );
                     continue;
@@ -746,7 +750,7 @@ impl ArtifactChecker<'_> {
                     self.warning(
                         "unverified-signature",
                         entry.symbol.span(),
-                        format!("Cannot read the parameter table of kernel `{symbol}` in `{relative}` ({e}); its signature was not checked"),
+                        format!("Cannot read the parameter table of kernel `{symbol}` in {code} ({e}); its signature was not checked"),
                         "if the cubin loads and runs, report it to kernelhub: the table's format is NVIDIA's and undocumented",
                     );
                     continue;
@@ -757,13 +761,175 @@ impl ArtifactChecker<'_> {
                 .map(|p| KernelParam {
                     ty: format!("{} bytes", p.size),
                     what: format!("the one at offset {}", p.offset),
-                    place: format!("in the parameter table of `{relative}`"),
+                    place: format!("in the parameter table of {code}"),
                     size: Some(u64::from(p.size)),
                 })
                 .collect();
-            let place = format!("`{relative}`");
-            self.check_signature(entry, &place, &found);
+            self.check_signature(entry, code, &found);
         }
+    }
+
+    /// A fatbin: every declared target is served by one of its cubins or PTX,
+    /// and each of them that is stored plain defines the entries' kernels with
+    /// their ops' signatures, as a lone cubin or PTX must (the driver picks
+    /// one per device). Compressed ones are listed in a warning.
+    fn check_fatbin(&mut self, artifact: &Artifact, bytes: &[u8]) {
+        let relative = artifact.path.get_ref();
+        let entries = match fatbin::parse_fatbin(bytes) {
+            Ok(entries) => entries,
+            Err(e) => {
+                self.error(
+                    "invalid-fatbin",
+                    artifact.path.span(),
+                    format!("`{relative}` is not a fatbin: {e}"),
+                    "check that `path` names the fatbin built for this manifest (`nvcc -fatbin` or `fatbinary --create`)",
+                );
+                return;
+            }
+        };
+        // What each cubin and PTX runs on: (architecture, kind, whether it is machine code).
+        let mut code: Vec<(String, &str, bool)> = Vec::new();
+        let mut compressed = Vec::new();
+        for entry in &entries {
+            let (kind, machine_code) = match entry.kind {
+                FatbinKind::Elf => ("cubin", true),
+                FatbinKind::Ptx => ("PTX", false),
+                FatbinKind::Other(_) => continue,
+            };
+            if entry.compressed {
+                compressed.push(format!("{} {kind}", entry.arch));
+                code.push((entry.arch.clone(), kind, machine_code));
+                continue;
+            }
+            let payload = &bytes[entry.payload.clone()];
+            let arch = if machine_code {
+                self.check_fatbin_cubin(artifact, &entry.arch, payload)
+            } else {
+                self.check_fatbin_ptx(artifact, &entry.arch, payload)
+            };
+            code.push((
+                arch.unwrap_or_else(|| entry.arch.clone()),
+                kind,
+                machine_code,
+            ));
+        }
+        if code.is_empty() {
+            self.error(
+                "invalid-fatbin",
+                artifact.path.span(),
+                format!("`{relative}` holds no cubin and no PTX"),
+                "rebuild the fatbin with code for the declared targets",
+            );
+            return;
+        }
+        for target in &artifact.targets {
+            let Target::Cuda(device) = target.get_ref() else {
+                continue; // a ROCm target on a CUDA artifact is reported by `validate`
+            };
+            let runs = code.iter().any(|(arch, _, machine_code)| {
+                arch.parse::<CudaArch>().is_ok_and(|built| {
+                    if *machine_code {
+                        sass_runs_on(built, *device)
+                    } else {
+                        ptx_runs_on(built, *device)
+                    }
+                })
+            });
+            if !runs {
+                let held: Vec<String> = code
+                    .iter()
+                    .map(|(arch, kind, _)| format!("{arch} {kind}"))
+                    .collect();
+                self.error(
+                    "target-mismatch",
+                    target.span(),
+                    format!(
+                        "Nothing in `{relative}` runs on `{device}`: it holds {}",
+                        held.join(", ")
+                    ),
+                    format!("add code for `{device}` to the fatbin, or remove it from `targets`"),
+                );
+            }
+        }
+        if !compressed.is_empty() {
+            self.warning(
+                "unverified-signature",
+                artifact.path.span(),
+                format!(
+                    "The {} in `{relative}` {} compressed, and kernelhub does not inflate them: their kernels and signatures were not checked",
+                    compressed.join(", "),
+                    if compressed.len() == 1 { "is" } else { "are" },
+                ),
+                "build the fatbin uncompressed (`fatbinary -compress=false`, or `nvcc -Xfatbin=-compress=false`) so every entry is checked",
+            );
+        }
+    }
+
+    /// A fatbin's cubin for `arch` (as the fatbin records it): its kernels and
+    /// their parameter tables. Returns the architecture the cubin itself says.
+    fn check_fatbin_cubin(
+        &mut self,
+        artifact: &Artifact,
+        arch: &str,
+        cubin: &[u8],
+    ) -> Option<String> {
+        let relative = artifact.path.get_ref();
+        let info = match elf::parse_elf(cubin) {
+            Ok(info) if info.vendor == GpuVendor::Nvidia => info,
+            Ok(_) => {
+                self.error(
+                    "invalid-fatbin",
+                    artifact.path.span(),
+                    format!("The {arch} cubin in `{relative}` is an ELF for AMD GPUs"),
+                    "rebuild the fatbin from NVIDIA cubins",
+                );
+                return None;
+            }
+            Err(e) => {
+                self.error(
+                    "invalid-fatbin",
+                    artifact.path.span(),
+                    format!("The {arch} cubin in `{relative}` is not a cubin: {e}"),
+                    "rebuild the fatbin",
+                );
+                return None;
+            }
+        };
+        let arch = info.arch.clone().unwrap_or_else(|| arch.to_owned());
+        let code = format!("the {arch} cubin in `{relative}`");
+        for entry in &artifact.entries {
+            if !info.has_symbol(entry.symbol.get_ref()) {
+                self.missing_symbol(&code, entry, &info.symbols);
+            }
+        }
+        self.check_cubin_params(artifact, &code, cubin, &info);
+        Some(arch)
+    }
+
+    /// A fatbin's PTX for `arch` (as the fatbin records it): its kernels and
+    /// their parameters. Returns the architecture of its `.target`.
+    fn check_fatbin_ptx(&mut self, artifact: &Artifact, arch: &str, text: &[u8]) -> Option<String> {
+        let relative = artifact.path.get_ref();
+        let info = match ptx::parse_ptx(text) {
+            Ok(info) => info,
+            Err(e) => {
+                self.error(
+                    "invalid-fatbin",
+                    artifact.path.span(),
+                    format!("The {arch} PTX in `{relative}` is not valid PTX: {e}"),
+                    "rebuild the fatbin",
+                );
+                return None;
+            }
+        };
+        let code = format!("the {} PTX in `{relative}`", info.target);
+        for entry in &artifact.entries {
+            match info.kernel(entry.symbol.get_ref()) {
+                None => self.missing_symbol(&code, entry, &info.entries),
+                Some(kernel) => self.check_ptx_params(&code, entry, kernel),
+            }
+        }
+        Some(info.target)
     }
 
     fn check_elf_targets(&mut self, artifact: &Artifact, arch: &str, features: &[String]) {
@@ -891,7 +1057,7 @@ impl ArtifactChecker<'_> {
                 .into_iter()
                 .map(String::from)
                 .collect();
-            self.missing_symbol(artifact, entry, &names);
+            self.missing_symbol(&format!("`{}`", artifact.path.get_ref()), entry, &names);
             return;
         };
         if let Some(block) = &entry.block {
