@@ -111,8 +111,8 @@ build() {
         done
 
         popd >/dev/null
-        (cd "$ROOT" && python3 scripts/wgsl-variants.py "$k" "$out/$k")
-        echo "made kernels/$k/wgsl/*.wgsl"
+        (cd "$ROOT" && python3 scripts/wgsl-variants.py "$k" "$out/$k") >"$WORK/$k.wgsl-made"
+        sed "s|^|made kernels/$k/|" "$WORK/$k.wgsl-made"
     done
 }
 
@@ -141,16 +141,20 @@ for k in "${KERNELS[@]}"; do
             status=1
         fi
     done
-    for made in "$WORK/out/$k"/wgsl/*.wgsl; do
-        rel=wgsl/${made##*/}
-        if ! cmp -s "$ROOT/kernels/$k/$rel" "$made"; then
-            echo "DIFFERS kernels/$k/$rel (edit src/$k.wgsl, not this file; remake with scripts/build-kernels.sh, then update kernel.toml)"
+    # The WGSL files are the ones kernel.toml's WGSL artifacts name.
+    while read -r rel; do
+        committed=$ROOT/kernels/$k/$rel
+        if [[ ! -f $committed ]]; then
+            echo "MISSING kernels/$k/$rel (run scripts/build-kernels.sh, then update kernel.toml)"
+            status=1
+        elif ! cmp -s "$committed" "$WORK/out/$k/$rel"; then
+            echo "DIFFERS kernels/$k/$rel (not what src/$k.wgsl gives: remake it with scripts/build-kernels.sh, then update kernel.toml; edit the source, not this file)"
             status=1
         fi
-    done
+    done <"$WORK/$k.wgsl-made"
     for committed in "$ROOT/kernels/$k"/wgsl/*.wgsl; do
-        if [[ ! -f $WORK/out/$k/wgsl/${committed##*/} ]]; then
-            echo "STRAY kernels/$k/wgsl/${committed##*/} (no WGSL artifact in kernel.toml makes it: remove it)"
+        if ! grep -qxF "wgsl/${committed##*/}" "$WORK/$k.wgsl-made"; then
+            echo "STRAY kernels/$k/wgsl/${committed##*/} (no WGSL artifact in kernel.toml names it: remove it)"
             status=1
         fi
     done

@@ -18,15 +18,20 @@ each one this script writes the artifact's `path`:
     python3 scripts/wgsl-variants.py activation          # from the repo root
     python3 scripts/wgsl-variants.py activation OUTROOT  # writes OUTROOT/<path>
 
+It prints the path of each file it writes, relative to the kernel's directory.
+
 Then refresh size and sha256 in kernel.toml (`kernelhub manifest update`).
 `scripts/build-kernels.sh` runs this for every kernel, and its `--check`
 fails when a committed WGSL file is not what its source gives.
 """
 import os
+import re
 import sys
 import tomllib
 
 CONDITIONS = {"subgroups", "!subgroups"}
+# A comment that would be a directive but for spaces (`// #if subgroups`).
+NEAR_DIRECTIVE = re.compile(r"//\s*#\s*(if|else|endif)\b")
 
 
 def fail(message):
@@ -55,22 +60,34 @@ def select_lines(source, text, subgroups):
     stack = []  # per open //#if: [this branch kept, an //#else seen, its line]
     for number, line in enumerate(text.splitlines(keepends=True), 1):
         directive = line.strip()
-        if directive.startswith("//#"):
-            word, _, condition = directive[3:].partition(" ")
-            if word == "if" and condition in CONDITIONS:
-                stack.append([subgroups == (condition == "subgroups"), False, number])
-            elif word == "else" and stack and not stack[-1][1] and not condition:
-                stack[-1] = [not stack[-1][0], True, stack[-1][2]]
-            elif word == "endif" and stack and not condition:
-                stack.pop()
-            else:
-                fail(f"{source}:{number}: `{directive}` is not `//#if subgroups`, "
-                     "`//#if !subgroups`, `//#else` or `//#endif` where it stands")
+        where = f"{source}:{number}"
+        if not directive.startswith("//#"):
+            if NEAR_DIRECTIVE.match(directive):
+                fail(f"{where}: `{directive}` looks like a directive; write it with no spaces, "
+                     "as `//#if subgroups`, `//#if !subgroups`, `//#else` or `//#endif`")
+            if all(branch[0] for branch in stack):
+                # A part left out between two blank lines leaves one, not two.
+                if not (directive == "" and kept and kept[-1].strip() == ""):
+                    kept.append(line)
             continue
-        if all(branch[0] for branch in stack):
-            # A part left out between two blank lines leaves one, not two.
-            if not (line.strip() == "" and kept and kept[-1].strip() == ""):
-                kept.append(line)
+        word, _, condition = directive[3:].partition(" ")
+        if word == "if" and condition in CONDITIONS:
+            stack.append([subgroups == (condition == "subgroups"), False, number])
+        elif word == "if":
+            fail(f"{where}: `{directive}`: the condition must be `subgroups` or `!subgroups`")
+        elif word in ("else", "endif") and condition:
+            fail(f"{where}: `{directive}`: `//#{word}` takes nothing after it")
+        elif word in ("else", "endif") and not stack:
+            fail(f"{where}: `//#{word}` with no open `//#if`")
+        elif word == "else" and stack[-1][1]:
+            fail(f"{where}: a second `//#else` for the `//#if` at line {stack[-1][2]}")
+        elif word == "else":
+            stack[-1] = [not stack[-1][0], True, stack[-1][2]]
+        elif word == "endif":
+            stack.pop()
+        else:
+            fail(f"{where}: `{directive}` is not a directive: use `//#if subgroups`, "
+                 "`//#if !subgroups`, `//#else` or `//#endif`")
     if stack:
         fail(f"{source}:{stack[-1][2]}: this `//#if` has no `//#endif`")
     return "".join(kept)
@@ -91,7 +108,8 @@ def main():
             text = f.read()
     except (OSError, tomllib.TOMLDecodeError) as e:
         fail(e)
-    written = 0
+    # Every file is made before any is written, so an error leaves nothing behind.
+    made = {}
     for index, artifact in enumerate(artifacts):
         if artifact.get("format") != "wgsl":
             continue
@@ -102,14 +120,16 @@ def main():
         head += (f"// {name}: the {dtype}{', subgroups' if subgroups else ''} variant of src/{kernel}.wgsl,\n"
                  "// made by scripts/wgsl-variants.py; edit the source, not this file.\n"
                  f"alias elem = {dtype};\n\n")
+        made[path] = head + select_lines(source, text, subgroups)
+    if not made:
+        fail(f"{manifest} has no WGSL artifact")
+    for path, content in made.items():
         target = os.path.join(out_root, path)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target + ".tmp", "w") as f:
-            f.write(head + select_lines(source, text, subgroups))
+            f.write(content)
         os.replace(target + ".tmp", target)
-        written += 1
-    if written == 0:
-        fail(f"{manifest} has no WGSL artifact")
+        print(path)
 
 
 if __name__ == "__main__":

@@ -28,14 +28,6 @@
 // memory. With them, each subgroup adds its sums with subgroupAdd and one
 // invocation of it stores the result in a workgroup slot; after one barrier
 // every subgroup adds the slots (again with subgroupAdd).
-// No subgroup size is assumed: it comes from @builtin(subgroup_size) (any
-// power of two WebGPU allows, 4 to 128: lavapipe 8, NVIDIA 32, AMD 32 or 64),
-// so the 256 invocations form 256 / subgroup_size <= 64 subgroups, and
-// subgroup k is invocations k * subgroup_size .. (k + 1) * subgroup_size - 1
-// (the layout every Vulkan, Metal and D3D12 driver uses for compute). The
-// slots are double-buffered by row, so a row needs one barrier, not two.
-// There is no `enable subgroups;`: naga (wgpu 30) rejects it as not yet
-// implemented and allows the subgroup builtins without it.
 
 struct Params {
     eps: f32,
@@ -121,6 +113,14 @@ fn write_row(row: u32, lid: u32, scale: f32) {
 }
 
 //#if subgroups
+// No subgroup size is assumed: it comes from @builtin(subgroup_size) (any
+// power of two WebGPU allows, 4 to 128: lavapipe 8, NVIDIA 32, AMD 32 or 64),
+// so the 256 invocations form 256 / subgroup_size <= 64 subgroups, and
+// subgroup k is invocations k * subgroup_size .. (k + 1) * subgroup_size - 1
+// (the layout every Vulkan, Metal and D3D12 driver uses for compute). The
+// slots are double-buffered by row, so a row needs one barrier, not two.
+// There is no `enable subgroups;`: naga (wgpu 30) rejects it as not yet
+// implemented and allows the subgroup builtins without it.
 @compute @workgroup_size(256)
 fn rms_norm(@builtin(local_invocation_index) lid: u32,
             @builtin(workgroup_id) wid: vec3<u32>,

@@ -37,15 +37,6 @@ alias elem = f16;
 // elements are addressed as vec4 components (v[i >> 2][i & 3]). Which path
 // runs depends only on the uniform `cols`. Entry point: softmax.
 //
-// No subgroup size is assumed: it comes from @builtin(subgroup_size) (any
-// power of two WebGPU allows, 4 to 128: lavapipe 8, NVIDIA 32, AMD 32 or 64),
-// so the 256 invocations form 256 / subgroup_size <= 64 subgroups, and
-// subgroup k is invocations k * subgroup_size .. (k + 1) * subgroup_size - 1
-// (the layout every Vulkan, Metal and D3D12 driver uses for compute). The
-// slots are double-buffered by row, so a row needs one barrier, not two.
-// There is no `enable subgroups;`: naga (wgpu 30) rejects it as not yet
-// implemented and allows the subgroup builtins without it.
-//
 // Special values give what the CPU reference (exact arithmetic on the same
 // inputs) gives: a row holding a NaN or +inf, or only -inf, is all NaN;
 // -inf elements of any other row are 0. The checks look at the bits, so no
@@ -194,6 +185,14 @@ fn write_row(row: u32, lid: u32, total: Acc) {
     }
 }
 
+// No subgroup size is assumed: it comes from @builtin(subgroup_size) (any
+// power of two WebGPU allows, 4 to 128: lavapipe 8, NVIDIA 32, AMD 32 or 64),
+// so the 256 invocations form 256 / subgroup_size <= 64 subgroups, and
+// subgroup k is invocations k * subgroup_size .. (k + 1) * subgroup_size - 1
+// (the layout every Vulkan, Metal and D3D12 driver uses for compute). The
+// slots are double-buffered by row, so a row needs one barrier, not two.
+// There is no `enable subgroups;`: naga (wgpu 30) rejects it as not yet
+// implemented and allows the subgroup builtins without it.
 @compute @workgroup_size(256)
 fn softmax(@builtin(local_invocation_index) lid: u32,
            @builtin(workgroup_id) wid: vec3<u32>,
