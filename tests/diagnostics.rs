@@ -535,7 +535,7 @@ fn fatbin_repo(fatbin: &[u8]) -> Repo {
         .edit(
             "backend = \"wgpu\"\nformat = \"wgsl\"\npath = \"scale.wgsl\"\nsize = {SIZE}\nsha256 = \"{SHA}\"",
             &format!(
-                "backend = \"cuda\"\nformat = \"fatbin\"\ntargets = [\"sm_80\", \"sm_90\"]\npath = \"scale.fatbin\"\nsize = {}\nsha256 = \"{sha}\"",
+                "backend = \"cuda\"\nformat = \"fatbin\"\ntargets = [\"sm_80\", \"sm_90\"]\nmin_driver = \"11.0\"\npath = \"scale.fatbin\"\nsize = {}\nsha256 = \"{sha}\"",
                 fatbin.len()
             ),
         )
@@ -561,7 +561,7 @@ fn fatbin_with_the_op_signature_is_clean() {
 #[test]
 fn fatbin_signature_is_checked_in_each_cubin_and_ptx() {
     let repo = fatbin_repo(SCALE_FATBIN).edit("  { name = \"alpha\", scalar = \"f32\" },\n", "");
-    assert_reports(&repo, "signature-mismatch", "kernel.toml", 27);
+    assert_reports(&repo, "signature-mismatch", "kernel.toml", 28);
     assert_eq!(
         messages(&repo, "signature-mismatch"),
         [
@@ -577,8 +577,8 @@ fn fatbin_kernel_missing_from_its_code() {
     assert_eq!(
         messages(&repo, "missing-symbol"),
         [
-            "the sm_80 cubin in `scale.fatbin` has no kernel `scale2`",
-            "the sm_80 PTX in `scale.fatbin` has no kernel `scale2`",
+            "The sm_80 cubin in `scale.fatbin` has no kernel `scale2`",
+            "The sm_80 PTX in `scale.fatbin` has no kernel `scale2`",
         ]
     );
 }
@@ -607,7 +607,7 @@ fn fatbin_compressed_entries_warn_and_the_rest_is_checked() {
     assert_eq!(
         messages(&repo, "unverified-signature"),
         [
-            "The sm_80 PTX in `scale.fatbin` is compressed, and kernelhub does not inflate them: their kernels and signatures were not checked"
+            "The sm_80 PTX in `scale.fatbin` is compressed, and kernelhub does not inflate it: kernels and signatures there were not checked"
         ]
     );
     // The compressed PTX still counts for the targets it serves.
@@ -625,19 +625,98 @@ fn fatbin_compressed_entries_warn_and_the_rest_is_checked() {
 #[test]
 fn fatbin_that_is_not_one() {
     let repo = fatbin_repo(SCALE_CUBIN);
-    assert_reports(&repo, "invalid-fatbin", "kernel.toml", 21);
+    assert_reports(&repo, "invalid-fatbin", "kernel.toml", 22);
     assert_eq!(
         messages(&repo, "invalid-fatbin"),
         [
-            "`scale.fatbin` is not a fatbin: no fatbin header at byte 0 (expected the magic bytes 50 ed 55 ba, found 7f 45 4c 46)"
+            "`scale.fatbin` is not a valid fatbin: no fatbin header at byte 0 (expected the magic bytes 50 ed 55 ba, found 7f 45 4c 46)"
         ]
     );
     // A cut-off fatbin, with its hash and size made to match.
     let repo = fatbin_repo(&SCALE_FATBIN[..SCALE_FATBIN.len() - 100]);
     assert!(
         messages(&repo, "invalid-fatbin")[0]
-            .starts_with("`scale.fatbin` is not a fatbin: truncated fatbin: "),
+            .starts_with("`scale.fatbin` is not a valid fatbin: it is cut off: "),
         "{:?}",
         repo.check().diagnostics
     );
+}
+
+/// `SCALE_FATBIN` with the flags of its first entry (the cubin) or second
+/// (the PTX, after the cubin's payload) or-ed with `flag`, or its
+/// architecture number replaced.
+fn fatbin_edited(entry: usize, flag: u64, arch: Option<u32>) -> Vec<u8> {
+    let mut bytes = SCALE_FATBIN.to_vec();
+    let cubin_payload = u64::from_le_bytes(bytes[16 + 8..16 + 16].try_into().unwrap()) as usize;
+    let at = if entry == 0 {
+        16
+    } else {
+        16 + 64 + cubin_payload
+    };
+    let flags = u64::from_le_bytes(bytes[at + 40..at + 48].try_into().unwrap()) | flag;
+    bytes[at + 40..at + 48].copy_from_slice(&flags.to_le_bytes());
+    if let Some(arch) = arch {
+        bytes[at + 28..at + 32].copy_from_slice(&arch.to_le_bytes());
+    }
+    bytes
+}
+
+#[test]
+fn fatbin_entry_recorded_for_another_arch() {
+    let repo = fatbin_repo(&fatbin_edited(0, 0, Some(90)));
+    assert_eq!(
+        messages(&repo, "invalid-fatbin"),
+        [
+            "The sm_90 cubin in `scale.fatbin` is built for `sm_80`, but the fatbin records it as `sm_90`, so the driver would pick it for the wrong GPUs"
+        ]
+    );
+}
+
+#[test]
+fn fatbin_family_ptx_serves_only_its_family() {
+    // The PTX recorded as `sm_80f`: it runs on sm_8x only, so nothing serves sm_90.
+    let repo = fatbin_repo(&fatbin_edited(1, 0x20_0000, None));
+    assert_eq!(
+        messages(&repo, "target-mismatch"),
+        ["Nothing in `scale.fatbin` runs on `sm_90`: it holds sm_80 cubin, sm_80f PTX"]
+    );
+}
+
+#[test]
+fn fatbin_ptx_needs_a_newer_driver_than_declared() {
+    let repo = fatbin_repo(SCALE_FATBIN).edit("min_driver = \"11.0\"", "min_driver = \"10.2\"");
+    assert_eq!(
+        messages(&repo, "driver-mismatch"),
+        ["The sm_80 PTX in `scale.fatbin` is PTX ISA 7.0, which needs CUDA driver 11.0, not 10.2"]
+    );
+}
+
+#[test]
+fn fatbin_of_many_broken_entries_is_reported_in_bounds() {
+    // 2000 empty cubins: the first 8 are reported, then one line for the rest.
+    let mut bytes = Vec::new();
+    let size: u64 = 2000 * 64;
+    bytes.extend_from_slice(&0xBA55_ED50u32.to_le_bytes());
+    bytes.extend_from_slice(&[1, 0, 16, 0]);
+    bytes.extend_from_slice(&size.to_le_bytes());
+    for _ in 0..2000 {
+        let mut entry = [0u8; 64];
+        entry[0] = 2; // a cubin
+        entry[4] = 64; // its header's size; no payload
+        entry[28] = 80; // sm_80
+        bytes.extend_from_slice(&entry);
+    }
+    let repo = fatbin_repo(&bytes);
+    let report = repo.check();
+    assert_eq!(
+        messages(&repo, "invalid-fatbin").len(),
+        8,
+        "{:?}",
+        report.diagnostics
+    );
+    assert_eq!(
+        messages(&repo, "not-inspected"),
+        ["`scale.fatbin`: 1992 more entries were not inspected, after 8 with problems"]
+    );
+    assert!(report.diagnostics.len() <= 12, "{:?}", report.diagnostics);
 }

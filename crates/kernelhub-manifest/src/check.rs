@@ -18,7 +18,7 @@ use crate::diagnostic::Diagnostic;
 use crate::hash::{Sha256Digest, hash_reader};
 use crate::introspect::cubin;
 use crate::introspect::elf::{self, GpuVendor};
-use crate::introspect::fatbin::{self, FatbinKind};
+use crate::introspect::fatbin::{self, FatbinEntry, FatbinKind};
 use crate::introspect::ptx;
 use crate::introspect::wgsl::{BindingKind, Element, WgslCapabilities, WgslModule};
 use crate::kernel::{
@@ -28,6 +28,9 @@ use crate::kernel::{
 use crate::reader::MAX_FILE_SIZE;
 use crate::target::{CudaArch, Target};
 use crate::validate::{check_relative_path, validate};
+
+/// Entries of a fatbin with problems after which the rest are not inspected.
+const FATBIN_ENTRIES_WITH_PROBLEMS: usize = 8;
 
 /// Artifacts larger than this are hashed but their contents are not inspected.
 const MAX_INSPECT_SIZE: u64 = 512 * 1024 * 1024;
@@ -407,14 +410,22 @@ impl ArtifactChecker<'_> {
                 }
             }
         }
-        let (major, minor) = info.version;
-        match (ptx::min_driver_for_ptx(info.version), &artifact.min_driver) {
+        let code = format!("`{relative}`");
+        self.check_ptx_driver(artifact, &code, info.version);
+        self.check_ptx_kernels(artifact, &code, &info);
+    }
+
+    /// The artifact's `min_driver` against the driver that PTX ISA `version`
+    /// needs; `code` names the PTX in messages.
+    fn check_ptx_driver(&mut self, artifact: &Artifact, code: &str, version: (u32, u32)) {
+        let (major, minor) = version;
+        match (ptx::min_driver_for_ptx(version), &artifact.min_driver) {
             (Some((need_major, need_minor)), Some(declared)) => {
                 if (declared.get_ref().major, declared.get_ref().minor) < (need_major, need_minor) {
                     self.error(
                         "driver-mismatch",
                         declared.span(),
-                        format!("`{relative}` is PTX ISA {major}.{minor}, which needs CUDA driver {need_major}.{need_minor}, not {}", declared.get_ref()),
+                        sentence(format!("{code} is PTX ISA {major}.{minor}, which needs CUDA driver {need_major}.{need_minor}, not {}", declared.get_ref())),
                         format!("write `min_driver = \"{need_major}.{need_minor}\"`"),
                     );
                 }
@@ -422,20 +433,25 @@ impl ArtifactChecker<'_> {
             (Some((need_major, need_minor)), None) => self.warning(
                 "missing-min-driver",
                 artifact.path.span(),
-                format!("`{relative}` is PTX ISA {major}.{minor}; older drivers than CUDA {need_major}.{need_minor} cannot load it"),
+                sentence(format!("{code} is PTX ISA {major}.{minor}; older drivers than CUDA {need_major}.{need_minor} cannot load it")),
                 format!("add `min_driver = \"{need_major}.{need_minor}\"` so the runtime can explain a refusal"),
             ),
             (None, _) => self.warning(
                 "unknown-ptx-version",
                 artifact.path.span(),
-                format!("`{relative}` is PTX ISA {major}.{minor}, which this kernelhub does not know"),
+                sentence(format!("{code} is PTX ISA {major}.{minor}, which this kernelhub does not know")),
                 "set `min_driver` by hand from NVIDIA's PTX ISA release notes",
             ),
         }
+    }
+
+    /// Each entry's kernel in the PTX `info` (named `code` in messages), with
+    /// its op's signature.
+    fn check_ptx_kernels(&mut self, artifact: &Artifact, code: &str, info: &ptx::PtxInfo) {
         for entry in &artifact.entries {
             match info.kernel(entry.symbol.get_ref()) {
-                None => self.missing_symbol(&format!("`{relative}`"), entry, &info.entries),
-                Some(kernel) => self.check_ptx_params(&format!("`{relative}`"), entry, kernel),
+                None => self.missing_symbol(code, entry, &info.entries),
+                Some(kernel) => self.check_ptx_params(code, entry, kernel),
             }
         }
     }
@@ -597,7 +613,7 @@ impl ArtifactChecker<'_> {
         self.error(
             "missing-symbol",
             entry.symbol.span(),
-            format!("{code} has no kernel `{}`", entry.symbol.get_ref()),
+            sentence(format!("{code} has no kernel `{}`", entry.symbol.get_ref())),
             listed,
         );
     }
@@ -741,7 +757,7 @@ impl ArtifactChecker<'_> {
                     self.warning(
                         "unverified-signature",
                         entry.symbol.span(),
-                        format!("{code} has no parameter table for kernel `{symbol}` (section `.nv.info.{symbol}`); its signature was not checked"),
+                        sentence(format!("{code} has no parameter table for kernel `{symbol}` (section `.nv.info.{symbol}`); its signature was not checked")),
                         "rebuild the cubin with a current ptxas or nvcc, which writes one for every kernel",
                     );
                     continue;
@@ -770,9 +786,11 @@ impl ArtifactChecker<'_> {
     }
 
     /// A fatbin: every declared target is served by one of its cubins or PTX,
-    /// and each of them that is stored plain defines the entries' kernels with
-    /// their ops' signatures, as a lone cubin or PTX must (the driver picks
-    /// one per device). Compressed ones are listed in a warning.
+    /// and each of them that is stored plain is checked as a lone cubin or
+    /// PTX is (the driver picks one per device). Compressed ones are listed
+    /// in a warning. After [`FATBIN_ENTRIES_WITH_PROBLEMS`] entries with
+    /// problems the rest are not inspected, so a hostile file cannot flood
+    /// the report.
     fn check_fatbin(&mut self, artifact: &Artifact, bytes: &[u8]) {
         let relative = artifact.path.get_ref();
         let entries = match fatbin::parse_fatbin(bytes) {
@@ -781,39 +799,67 @@ impl ArtifactChecker<'_> {
                 self.error(
                     "invalid-fatbin",
                     artifact.path.span(),
-                    format!("`{relative}` is not a fatbin: {e}"),
+                    format!("`{relative}` is not a valid fatbin: {e}"),
                     "check that `path` names the fatbin built for this manifest (`nvcc -fatbin` or `fatbinary --create`)",
                 );
                 return;
             }
         };
-        // What each cubin and PTX runs on: (architecture, kind, whether it is machine code).
-        let mut code: Vec<(String, &str, bool)> = Vec::new();
-        let mut compressed = Vec::new();
+        let mut held: Vec<String> = Vec::new(); // "sm_80 cubin", once each
+        let mut runs: Vec<(CudaArch, bool)> = Vec::new(); // (built for, machine code)
+        let mut compressed: Vec<String> = Vec::new();
+        let (mut with_problems, mut not_inspected) = (0, 0);
         for entry in &entries {
             let (kind, machine_code) = match entry.kind {
                 FatbinKind::Elf => ("cubin", true),
                 FatbinKind::Ptx => ("PTX", false),
                 FatbinKind::Other(_) => continue,
             };
+            let label = format!("{} {kind}", entry.arch);
+            if let Ok(arch) = entry.arch.parse::<CudaArch>() {
+                runs.push((arch, machine_code));
+            }
+            if !held.contains(&label) {
+                held.push(label.clone());
+            }
             if entry.compressed {
-                compressed.push(format!("{} {kind}", entry.arch));
-                code.push((entry.arch.clone(), kind, machine_code));
+                if !compressed.contains(&label) {
+                    compressed.push(label);
+                }
                 continue;
             }
+            if with_problems == FATBIN_ENTRIES_WITH_PROBLEMS {
+                not_inspected += 1;
+                continue;
+            }
+            let before = self.report.diagnostics.len();
             let payload = &bytes[entry.payload.clone()];
-            let arch = if machine_code {
-                self.check_fatbin_cubin(artifact, &entry.arch, payload)
+            let code = format!("the {label} in `{relative}`");
+            if machine_code {
+                self.check_fatbin_cubin(artifact, entry, &code, payload);
             } else {
-                self.check_fatbin_ptx(artifact, &entry.arch, payload)
-            };
-            code.push((
-                arch.unwrap_or_else(|| entry.arch.clone()),
-                kind,
-                machine_code,
-            ));
+                self.check_fatbin_ptx(artifact, entry, &code, payload);
+            }
+            if self.report.diagnostics.len() > before {
+                with_problems += 1;
+            }
         }
-        if code.is_empty() {
+        if not_inspected > 0 {
+            self.warning(
+                "not-inspected",
+                artifact.path.span(),
+                format!(
+                    "`{relative}`: {} not inspected, after {with_problems} with problems",
+                    if not_inspected == 1 {
+                        "1 more entry was".to_owned()
+                    } else {
+                        format!("{not_inspected} more entries were")
+                    }
+                ),
+                "fix the problems above and check again",
+            );
+        }
+        if held.is_empty() {
             self.error(
                 "invalid-fatbin",
                 artifact.path.span(),
@@ -826,20 +872,14 @@ impl ArtifactChecker<'_> {
             let Target::Cuda(device) = target.get_ref() else {
                 continue; // a ROCm target on a CUDA artifact is reported by `validate`
             };
-            let runs = code.iter().any(|(arch, _, machine_code)| {
-                arch.parse::<CudaArch>().is_ok_and(|built| {
-                    if *machine_code {
-                        sass_runs_on(built, *device)
-                    } else {
-                        ptx_runs_on(built, *device)
-                    }
-                })
+            let served = runs.iter().any(|(built, machine_code)| {
+                if *machine_code {
+                    sass_runs_on(*built, *device)
+                } else {
+                    ptx_runs_on(*built, *device)
+                }
             });
-            if !runs {
-                let held: Vec<String> = code
-                    .iter()
-                    .map(|(arch, kind, _)| format!("{arch} {kind}"))
-                    .collect();
+            if !served {
                 self.error(
                     "target-mismatch",
                     target.span(),
@@ -852,84 +892,118 @@ impl ArtifactChecker<'_> {
             }
         }
         if !compressed.is_empty() {
+            let (one, is) = if compressed.len() == 1 {
+                ("it", "is")
+            } else {
+                ("them", "are")
+            };
             self.warning(
                 "unverified-signature",
                 artifact.path.span(),
                 format!(
-                    "The {} in `{relative}` {} compressed, and kernelhub does not inflate them: their kernels and signatures were not checked",
+                    "The {} in `{relative}` {is} compressed, and kernelhub does not inflate {one}: kernels and signatures there were not checked",
                     compressed.join(", "),
-                    if compressed.len() == 1 { "is" } else { "are" },
                 ),
                 "build the fatbin uncompressed (`fatbinary -compress=false`, or `nvcc -Xfatbin=-compress=false`) so every entry is checked",
             );
         }
     }
 
-    /// A fatbin's cubin for `arch` (as the fatbin records it): its kernels and
-    /// their parameter tables. Returns the architecture the cubin itself says.
+    /// A fatbin's cubin, named `code` in messages: built for the architecture
+    /// the fatbin says, its kernels and their parameter tables.
     fn check_fatbin_cubin(
         &mut self,
         artifact: &Artifact,
-        arch: &str,
+        entry: &FatbinEntry,
+        code: &str,
         cubin: &[u8],
-    ) -> Option<String> {
-        let relative = artifact.path.get_ref();
+    ) {
         let info = match elf::parse_elf(cubin) {
             Ok(info) if info.vendor == GpuVendor::Nvidia => info,
             Ok(_) => {
                 self.error(
                     "invalid-fatbin",
                     artifact.path.span(),
-                    format!("The {arch} cubin in `{relative}` is an ELF for AMD GPUs"),
+                    sentence(format!("{code} is an ELF for AMD GPUs")),
                     "rebuild the fatbin from NVIDIA cubins",
                 );
-                return None;
+                return;
             }
             Err(e) => {
                 self.error(
                     "invalid-fatbin",
                     artifact.path.span(),
-                    format!("The {arch} cubin in `{relative}` is not a cubin: {e}"),
+                    sentence(format!("{code} is not a cubin: {e}")),
                     "rebuild the fatbin",
                 );
-                return None;
+                return;
             }
         };
-        let arch = info.arch.clone().unwrap_or_else(|| arch.to_owned());
-        let code = format!("the {arch} cubin in `{relative}`");
-        for entry in &artifact.entries {
-            if !info.has_symbol(entry.symbol.get_ref()) {
-                self.missing_symbol(&code, entry, &info.symbols);
+        // The ELF header cannot always tell `sm_90a` from `sm_90`, so only the number is compared.
+        if let Some(built) = info
+            .arch
+            .as_deref()
+            .and_then(|a| a.parse::<CudaArch>().ok())
+        {
+            self.check_fatbin_arch(artifact, entry, code, built);
+        }
+        for e in &artifact.entries {
+            if !info.has_symbol(e.symbol.get_ref()) {
+                self.missing_symbol(code, e, &info.symbols);
             }
         }
-        self.check_cubin_params(artifact, &code, cubin, &info);
-        Some(arch)
+        self.check_cubin_params(artifact, code, cubin, &info);
     }
 
-    /// A fatbin's PTX for `arch` (as the fatbin records it): its kernels and
-    /// their parameters. Returns the architecture of its `.target`.
-    fn check_fatbin_ptx(&mut self, artifact: &Artifact, arch: &str, text: &[u8]) -> Option<String> {
-        let relative = artifact.path.get_ref();
+    /// A fatbin's PTX, named `code` in messages: its `.target` is the
+    /// architecture the fatbin says, its ISA version suits `min_driver`, its
+    /// kernels have their ops' signatures.
+    fn check_fatbin_ptx(
+        &mut self,
+        artifact: &Artifact,
+        entry: &FatbinEntry,
+        code: &str,
+        text: &[u8],
+    ) {
         let info = match ptx::parse_ptx(text) {
             Ok(info) => info,
             Err(e) => {
                 self.error(
                     "invalid-fatbin",
                     artifact.path.span(),
-                    format!("The {arch} PTX in `{relative}` is not valid PTX: {e}"),
+                    sentence(format!("{code} is not valid PTX: {e}")),
                     "rebuild the fatbin",
                 );
-                return None;
+                return;
             }
         };
-        let code = format!("the {} PTX in `{relative}`", info.target);
-        for entry in &artifact.entries {
-            match info.kernel(entry.symbol.get_ref()) {
-                None => self.missing_symbol(&code, entry, &info.entries),
-                Some(kernel) => self.check_ptx_params(&code, entry, kernel),
-            }
+        if let Ok(built) = info.target.parse::<CudaArch>() {
+            self.check_fatbin_arch(artifact, entry, code, built);
         }
-        Some(info.target)
+        self.check_ptx_driver(artifact, code, info.version);
+        self.check_ptx_kernels(artifact, code, &info);
+    }
+
+    /// The fatbin's record of an entry's architecture against the one its
+    /// code is built for: the driver picks the entry by the record.
+    fn check_fatbin_arch(
+        &mut self,
+        artifact: &Artifact,
+        entry: &FatbinEntry,
+        code: &str,
+        built: CudaArch,
+    ) {
+        if built.major * 10 + built.minor != entry.arch_number {
+            self.error(
+                "invalid-fatbin",
+                artifact.path.span(),
+                sentence(format!(
+                    "{code} is built for `{built}`, but the fatbin records it as `{}`, so the driver would pick it for the wrong GPUs",
+                    entry.arch
+                )),
+                "rebuild the fatbin, giving each image the architecture it was compiled for",
+            );
+        }
     }
 
     fn check_elf_targets(&mut self, artifact: &Artifact, arch: &str, features: &[String]) {
@@ -1307,6 +1381,16 @@ fn scalar_holds(element: Element, ty: ScalarType) -> bool {
         }
     };
     (element.kind, element.bits, element.lanes) == (want.0, want.1, 1)
+}
+
+/// `text` with its first letter capitalised, for a message that starts
+/// with a name such as "the sm_80 cubin in `x.fatbin`".
+fn sentence(text: String) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) if first.is_lowercase() => first.to_uppercase().chain(chars).collect(),
+        _ => text,
+    }
 }
 
 fn join(values: &[u64]) -> String {

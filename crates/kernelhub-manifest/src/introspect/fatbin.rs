@@ -24,8 +24,13 @@ const KIND_PTX: u16 = 1;
 const KIND_ELF: u16 = 2;
 /// Entry flags: a compressed payload (the older scheme, then zstd).
 const FLAG_COMPRESSED: u64 = 0x2000 | 0x8000;
-/// Entry flag: code for the arch-specific target (`sm_90a`), not `sm_90`.
+/// Entry flags: code for the arch-specific target (`sm_90a`), or for the
+/// family (`sm_100f`), not plain `sm_90` / `sm_100`. Seen on fatbinary 13.0
+/// output; a cubin's own ELF header cannot always tell `sm_90a` from `sm_90`.
 const FLAG_ARCH_SPECIFIC: u64 = 0x10_0000;
+const FLAG_FAMILY: u64 = 0x20_0000;
+/// The architecture numbers an entry may carry (`sm_10` to `sm_999`).
+const ARCH_NUMBERS: std::ops::RangeInclusive<u32> = 10..=999;
 
 /// Why a fatbin's container could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,7 +47,7 @@ pub enum FatbinError {
     },
     /// A header or payload reaches past the end of the file.
     #[error(
-        "truncated fatbin: the {what} at byte {offset} ends at byte {needed}, but the file is only {len} bytes long"
+        "it is cut off: the {what} at byte {offset} ends at byte {needed}, but the file is only {len} bytes long"
     )]
     Truncated {
         /// The part that is cut off.
@@ -55,7 +60,7 @@ pub enum FatbinError {
         len: usize,
     },
     /// A field holds a value no fatbin has.
-    #[error("malformed fatbin: {0}")]
+    #[error("{0}")]
     Malformed(String),
 }
 
@@ -75,9 +80,11 @@ pub enum FatbinKind {
 pub struct FatbinEntry {
     /// Its kind.
     pub kind: FatbinKind,
-    /// The architecture it was built for, as `fatbinary` records it:
-    /// `sm_90`, or `sm_90a` for arch-specific code.
+    /// The architecture it was built for, as the fatbin records it: `sm_90`,
+    /// `sm_90a` for arch-specific code, `sm_100f` for a family.
     pub arch: String,
+    /// The number of that architecture (`90` for `sm_90a`).
+    pub arch_number: u32,
     /// Whether its payload is compressed (and so not read by kernelhub).
     pub compressed: bool,
     /// Where its payload lies in the fatbin.
@@ -130,7 +137,8 @@ fn read_container_header(bytes: &[u8], at: usize) -> Result<usize, FatbinError> 
         )));
     }
     let size = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
-    end_of(bytes, at + CONTAINER_HEADER, size, "container", bytes.len())
+    let whole = size.saturating_add(CONTAINER_HEADER as u64);
+    end_of(bytes, at, whole, "container", bytes.len())
 }
 
 /// Reads the entry at `at` of a container ending at `end`; returns it and
@@ -155,14 +163,21 @@ fn read_entry(bytes: &[u8], at: usize, end: usize) -> Result<(FatbinEntry, usize
     let payload_start = end_of(bytes, at, header_size as u64, "entry header", end)?;
     let payload_end = end_of(bytes, payload_start, field_u64(8), "entry payload", end)?;
     let flags = field_u64(40);
-    let suffix = if flags & FLAG_ARCH_SPECIFIC != 0 {
-        "a"
-    } else {
-        ""
+    let arch_number = field_u32(28);
+    if !matches!(kind, FatbinKind::Other(_)) && !ARCH_NUMBERS.contains(&arch_number) {
+        return Err(FatbinError::Malformed(format!(
+            "the entry at byte {at} is for sm_{arch_number}, which is not an architecture"
+        )));
+    }
+    let suffix = match (flags & FLAG_ARCH_SPECIFIC != 0, flags & FLAG_FAMILY != 0) {
+        (true, _) => "a",
+        (false, true) => "f",
+        (false, false) => "",
     };
     let entry = FatbinEntry {
         kind,
-        arch: format!("sm_{}{suffix}", field_u32(28)),
+        arch: format!("sm_{arch_number}{suffix}"),
+        arch_number,
         compressed: flags & FLAG_COMPRESSED != 0,
         payload: payload_start..payload_end,
     };
@@ -266,6 +281,39 @@ mod tests {
     }
 
     #[test]
+    fn arch_specific_and_family_flags_name_the_arch() {
+        let mut flagged = PLAIN.to_vec();
+        let ptx_header = parse_fatbin(PLAIN).unwrap()[0].payload.end;
+        for (flag, arch) in [
+            (0x10_0000u64, "sm_80a"),
+            (0x20_0000, "sm_80f"),
+            (0, "sm_80"),
+        ] {
+            let flags = u64::from_le_bytes(PLAIN[16 + 40..16 + 48].try_into().unwrap()) | flag;
+            flagged[16 + 40..16 + 48].copy_from_slice(&flags.to_le_bytes());
+            let entries = parse_fatbin(&flagged).unwrap();
+            assert_eq!(
+                (entries[0].arch.as_str(), entries[0].arch_number),
+                (arch, 80)
+            );
+            assert_eq!(
+                entries[1].arch, "sm_80",
+                "the PTX at {ptx_header} keeps its own flags"
+            );
+        }
+    }
+
+    #[test]
+    fn an_entry_for_no_architecture_is_malformed() {
+        let mut bad = PLAIN.to_vec();
+        bad[16 + 28..16 + 32].copy_from_slice(&0u32.to_le_bytes());
+        assert_eq!(
+            parse_fatbin(&bad).unwrap_err().to_string(),
+            "the entry at byte 16 is for sm_0, which is not an architecture"
+        );
+    }
+
+    #[test]
     fn a_cut_off_fatbin_is_truncated() {
         for len in [0, 10, 16 + 30, PLAIN.len() - 1] {
             let error = parse_fatbin(&PLAIN[..len]).unwrap_err();
@@ -278,7 +326,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "truncated fatbin: the container at byte 16 ends at byte {}, but the file is only {} bytes long",
+                "it is cut off: the container at byte 0 ends at byte {}, but the file is only {} bytes long",
                 PLAIN.len(),
                 PLAIN.len() - 1
             )
@@ -314,7 +362,7 @@ mod tests {
         assert_eq!(
             error.to_string(),
             format!(
-                "malformed fatbin: the entry payload at byte {} ends at byte {}, past the end of its container at byte {}",
+                "the entry payload at byte {} ends at byte {}, past the end of its container at byte {}",
                 ptx.payload.start,
                 PLAIN.len() + 8,
                 PLAIN.len()
