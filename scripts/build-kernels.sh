@@ -130,27 +130,25 @@ for k in "${DERIVED_HIP[@]}"; do
         status=1
     fi
 done
+# compare K REL WHY: kernels/K/REL against the file just built; WHY says what
+# to do when they differ.
+compare() {
+    local committed=$ROOT/kernels/$1/$2
+    if [[ ! -f $committed ]]; then
+        echo "MISSING kernels/$1/$2 (run scripts/build-kernels.sh, then update kernel.toml)"
+        status=1
+    elif ! cmp -s "$committed" "$WORK/out/$1/$2"; then
+        echo "DIFFERS kernels/$1/$2 ($3)"
+        status=1
+    fi
+}
 for k in "${KERNELS[@]}"; do
     for rel in "build/cuda/${k}_sm80.ptx" "build/rocm/${k}_gfx90a.hsaco" "build/rocm/${k}_gfx942.hsaco"; do
-        committed=$ROOT/kernels/$k/$rel
-        if [[ ! -f $committed ]]; then
-            echo "MISSING kernels/$k/$rel (run scripts/build-kernels.sh)"
-            status=1
-        elif ! cmp -s "$committed" "$WORK/out/$k/$rel"; then
-            echo "DIFFERS kernels/$k/$rel (rebuild with scripts/build-kernels.sh, then update kernel.toml)"
-            status=1
-        fi
+        compare "$k" "$rel" "rebuild with scripts/build-kernels.sh, then update kernel.toml"
     done
     # The WGSL files are the ones kernel.toml's WGSL artifacts name.
     while read -r rel; do
-        committed=$ROOT/kernels/$k/$rel
-        if [[ ! -f $committed ]]; then
-            echo "MISSING kernels/$k/$rel (run scripts/build-kernels.sh, then update kernel.toml)"
-            status=1
-        elif ! cmp -s "$committed" "$WORK/out/$k/$rel"; then
-            echo "DIFFERS kernels/$k/$rel (not what src/$k.wgsl gives: remake it with scripts/build-kernels.sh, then update kernel.toml; edit the source, not this file)"
-            status=1
-        fi
+        compare "$k" "$rel" "not what src/$k.wgsl gives: remake it with scripts/build-kernels.sh, then update kernel.toml; edit the source, not this file"
     done <"$WORK/$k.wgsl-made"
     for committed in "$ROOT/kernels/$k"/wgsl/*.wgsl; do
         if ! grep -qxF "wgsl/${committed##*/}" "$WORK/$k.wgsl-made"; then
