@@ -6,8 +6,8 @@
 //! manifest — PTX `.target`/`.version`/`.entry` and each entry's `.param`
 //! list, ELF machine, arch and symbols (and each kernel's parameter list:
 //! hsaco metadata, a cubin's parameter table), the same for each cubin and
-//! PTX in a fatbin, WGSL entry points, bindings and workgroup size. Each artifact is read once; the bytes inspected are
-//! the bytes hashed.
+//! PTX in a fatbin, WGSL entry points, bindings and workgroup size. Each
+//! artifact is read once; the bytes inspected are the bytes hashed.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -805,40 +805,40 @@ impl ArtifactChecker<'_> {
                 return;
             }
         };
-        let mut held: Vec<String> = Vec::new(); // "sm_80 cubin", once each
-        let mut runs: Vec<(CudaArch, bool)> = Vec::new(); // (built for, machine code)
-        let mut compressed: Vec<String> = Vec::new();
+        // Its cubins and PTX, each with what it is called in messages.
+        let code: Vec<(&FatbinEntry, String)> = entries
+            .iter()
+            .filter_map(|entry| {
+                let kind = match entry.kind {
+                    FatbinKind::Elf => "cubin",
+                    FatbinKind::Ptx => "PTX",
+                    FatbinKind::Other(_) => return None,
+                };
+                Some((entry, format!("{} {kind}", entry.arch)))
+            })
+            .collect();
+        if code.is_empty() {
+            self.error(
+                "invalid-fatbin",
+                artifact.path.span(),
+                format!("`{relative}` holds no cubin and no PTX"),
+                "rebuild the fatbin with code for the declared targets",
+            );
+            return;
+        }
         let (mut with_problems, mut not_inspected) = (0, 0);
-        for entry in &entries {
-            let (kind, machine_code) = match entry.kind {
-                FatbinKind::Elf => ("cubin", true),
-                FatbinKind::Ptx => ("PTX", false),
-                FatbinKind::Other(_) => continue,
-            };
-            let label = format!("{} {kind}", entry.arch);
-            if let Ok(arch) = entry.arch.parse::<CudaArch>() {
-                runs.push((arch, machine_code));
-            }
-            if !held.contains(&label) {
-                held.push(label.clone());
-            }
-            if entry.compressed {
-                if !compressed.contains(&label) {
-                    compressed.push(label);
-                }
-                continue;
-            }
+        for (entry, label) in code.iter().filter(|(entry, _)| !entry.compressed) {
             if with_problems == FATBIN_ENTRIES_WITH_PROBLEMS {
                 not_inspected += 1;
                 continue;
             }
             let before = self.report.diagnostics.len();
             let payload = &bytes[entry.payload.clone()];
-            let code = format!("the {label} in `{relative}`");
-            if machine_code {
-                self.check_fatbin_cubin(artifact, entry, &code, payload);
+            let name = format!("the {label} in `{relative}`");
+            if entry.kind == FatbinKind::Elf {
+                self.check_fatbin_cubin(artifact, entry, &name, payload);
             } else {
-                self.check_fatbin_ptx(artifact, entry, &code, payload);
+                self.check_fatbin_ptx(artifact, entry, &name, payload);
             }
             if self.report.diagnostics.len() > before {
                 with_problems += 1;
@@ -859,24 +859,15 @@ impl ArtifactChecker<'_> {
                 "fix the problems above and check again",
             );
         }
-        if held.is_empty() {
-            self.error(
-                "invalid-fatbin",
-                artifact.path.span(),
-                format!("`{relative}` holds no cubin and no PTX"),
-                "rebuild the fatbin with code for the declared targets",
-            );
-            return;
-        }
         for target in &artifact.targets {
             let Target::Cuda(device) = target.get_ref() else {
                 continue; // a ROCm target on a CUDA artifact is reported by `validate`
             };
-            let served = runs.iter().any(|(built, machine_code)| {
-                if *machine_code {
-                    sass_runs_on(*built, *device)
+            let served = code.iter().any(|(entry, _)| {
+                if entry.kind == FatbinKind::Elf {
+                    sass_runs_on(entry.arch, *device)
                 } else {
-                    ptx_runs_on(*built, *device)
+                    ptx_runs_on(entry.arch, *device)
                 }
             });
             if !served {
@@ -885,12 +876,17 @@ impl ArtifactChecker<'_> {
                     target.span(),
                     format!(
                         "Nothing in `{relative}` runs on `{device}`: it holds {}",
-                        held.join(", ")
+                        distinct(code.iter().map(|(_, label)| label)).join(", ")
                     ),
                     format!("add code for `{device}` to the fatbin, or remove it from `targets`"),
                 );
             }
         }
+        let compressed = distinct(
+            code.iter()
+                .filter(|(entry, _)| entry.compressed)
+                .map(|(_, label)| label),
+        );
         if !compressed.is_empty() {
             let (one, is) = if compressed.len() == 1 {
                 ("it", "is")
@@ -993,7 +989,7 @@ impl ArtifactChecker<'_> {
         code: &str,
         built: CudaArch,
     ) {
-        if built.major * 10 + built.minor != entry.arch_number {
+        if built.number() != entry.arch.number() {
             self.error(
                 "invalid-fatbin",
                 artifact.path.span(),
@@ -1381,6 +1377,17 @@ fn scalar_holds(element: Element, ty: ScalarType) -> bool {
         }
     };
     (element.kind, element.bits, element.lanes) == (want.0, want.1, 1)
+}
+
+/// Each of `labels` once, in the order they first come.
+fn distinct<'a>(labels: impl Iterator<Item = &'a String>) -> Vec<&'a str> {
+    let mut list: Vec<&str> = Vec::new();
+    for label in labels {
+        if !list.contains(&label.as_str()) {
+            list.push(label);
+        }
+    }
+    list
 }
 
 /// `text` with its first letter capitalised, for a message that starts

@@ -226,20 +226,19 @@ fn target_list(artifact: &Artifact) -> String {
 /// driver for the same or any newer architecture, except that `a` PTX
 /// compiles only for its own architecture and `f` PTX only within its major.
 fn cuda_fit(built: CudaArch, device: CudaArch, format: Format) -> Option<Fit> {
-    let version = |arch: CudaArch| arch.major * 10 + arch.minor;
     let exact = built.major == device.major && built.minor == device.minor;
     match (format, built.suffix) {
-        (Format::Ptx, Some('a')) => exact.then_some(Fit::Jit(version(built))),
+        (Format::Ptx, Some('a')) => exact.then_some(Fit::Jit(built.number())),
         (_, Some('a')) => exact.then_some(Fit::Exact),
         // Family PTX compiles only within its major version.
         (Format::Ptx, Some('f')) => (built.major == device.major && built.minor <= device.minor)
-            .then_some(Fit::Jit(version(built))),
+            .then_some(Fit::Jit(built.number())),
         // Even for its own architecture, PTX is compiled at load: machine
         // code for the same architecture is preferred.
-        (Format::Ptx, _) => (version(built) <= version(device)).then_some(Fit::Jit(version(built))),
+        (Format::Ptx, _) => (built.number() <= device.number()).then_some(Fit::Jit(built.number())),
         _ if exact => Some(Fit::Exact),
         _ => (built.major == device.major && built.minor < device.minor)
-            .then(|| Fit::OlderBinary(version(built))),
+            .then(|| Fit::OlderBinary(built.number())),
     }
 }
 

@@ -81,6 +81,13 @@ impl FromStr for CudaArch {
     }
 }
 
+impl CudaArch {
+    /// The architecture's number, `major * 10 + minor` (`90` for `sm_90a`).
+    pub fn number(self) -> u32 {
+        self.major * 10 + self.minor
+    }
+}
+
 impl fmt::Display for CudaArch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "sm_{}{}", self.major, self.minor)?;

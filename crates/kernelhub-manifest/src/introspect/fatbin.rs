@@ -13,6 +13,8 @@
 
 use std::ops::Range;
 
+use crate::target::CudaArch;
+
 /// `FATBIN_MAGIC`, the first 4 bytes of a container.
 const MAGIC: u32 = 0xBA55_ED50;
 /// The size of a container's header.
@@ -82,9 +84,7 @@ pub struct FatbinEntry {
     pub kind: FatbinKind,
     /// The architecture it was built for, as the fatbin records it: `sm_90`,
     /// `sm_90a` for arch-specific code, `sm_100f` for a family.
-    pub arch: String,
-    /// The number of that architecture (`90` for `sm_90a`).
-    pub arch_number: u32,
+    pub arch: CudaArch,
     /// Whether its payload is compressed (and so not read by kernelhub).
     pub compressed: bool,
     /// Where its payload lies in the fatbin.
@@ -170,14 +170,17 @@ fn read_entry(bytes: &[u8], at: usize, end: usize) -> Result<(FatbinEntry, usize
         )));
     }
     let suffix = match (flags & FLAG_ARCH_SPECIFIC != 0, flags & FLAG_FAMILY != 0) {
-        (true, _) => "a",
-        (false, true) => "f",
-        (false, false) => "",
+        (true, _) => Some('a'),
+        (false, true) => Some('f'),
+        (false, false) => None,
     };
     let entry = FatbinEntry {
         kind,
-        arch: format!("sm_{arch_number}{suffix}"),
-        arch_number,
+        arch: CudaArch {
+            major: arch_number / 10,
+            minor: arch_number % 10,
+            suffix,
+        },
         compressed: flags & FLAG_COMPRESSED != 0,
         payload: payload_start..payload_end,
     };
@@ -239,7 +242,11 @@ mod tests {
         assert_eq!(entries.len(), 2, "{entries:?}");
         let (cubin, ptx) = (&entries[0], &entries[1]);
         assert_eq!(
-            (cubin.kind, cubin.arch.as_str(), cubin.compressed),
+            (
+                cubin.kind,
+                cubin.arch.to_string().as_str(),
+                cubin.compressed
+            ),
             (FatbinKind::Elf, "sm_80", false)
         );
         // The payload is the cubin, padded to 8 bytes.
@@ -247,7 +254,7 @@ mod tests {
         assert_eq!(&payload[..CUBIN.len()], CUBIN);
         assert!(payload[CUBIN.len()..].iter().all(|&b| b == 0));
         assert_eq!(
-            (ptx.kind, ptx.arch.as_str(), ptx.compressed),
+            (ptx.kind, ptx.arch.to_string().as_str(), ptx.compressed),
             (FatbinKind::Ptx, "sm_80", false)
         );
         // fatbinary keeps the PTX's code (it drops comments): its kernel is there.
@@ -293,11 +300,15 @@ mod tests {
             flagged[16 + 40..16 + 48].copy_from_slice(&flags.to_le_bytes());
             let entries = parse_fatbin(&flagged).unwrap();
             assert_eq!(
-                (entries[0].arch.as_str(), entries[0].arch_number),
+                (
+                    entries[0].arch.to_string().as_str(),
+                    entries[0].arch.number()
+                ),
                 (arch, 80)
             );
             assert_eq!(
-                entries[1].arch, "sm_80",
+                entries[1].arch.to_string(),
+                "sm_80",
                 "the PTX at {ptx_header} keeps its own flags"
             );
         }
